@@ -1,0 +1,173 @@
+"""The records Pacer stores: jobs and runs, and the small value types they carry.
+
+Specs that users write (schedules, actions, retry policies) are pydantic models so that the
+decorator, the TOML/YAML loader and the HTTP API validate them once, the same way, and every
+error names its field.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pacer.domain.schedules import ScheduleSpec
+
+
+class RunStatus(enum.StrEnum):
+    """Where a run is in its life. ``failed`` is final after a non-retryable error; ``dead`` is
+    final after the last allowed attempt failed; ``retrying`` waits for its next attempt."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    RETRYING = "retrying"
+    CANCELLED = "cancelled"
+    SKIPPED = "skipped"
+    DEAD = "dead"
+
+
+#: Statuses a worker may claim (once due).
+CLAIMABLE = (RunStatus.QUEUED, RunStatus.RETRYING)
+#: Statuses that never change again, except through a manual retry.
+FINAL = (
+    RunStatus.SUCCEEDED,
+    RunStatus.FAILED,
+    RunStatus.CANCELLED,
+    RunStatus.SKIPPED,
+    RunStatus.DEAD,
+)
+
+
+class Spec(BaseModel):
+    """Base for user-written specs: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RetryPolicy(Spec):
+    """Exponential backoff with full jitter: delay = uniform(0, min(max, base * factor**n))."""
+
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    backoff_s: float = Field(default=2.0, ge=0, le=86_400)
+    factor: float = Field(default=2.0, ge=1, le=10)
+    max_backoff_s: float = Field(default=600.0, ge=0, le=86_400)
+    jitter: bool = True
+
+
+class MisfirePolicy(Spec):
+    """What to do with fires that passed while nothing was running.
+
+    Fires later than ``grace_s`` are missed; ``skip`` records each as a skipped run, ``latest``
+    runs the newest and records the rest as skipped, ``all`` runs up to ``backfill_limit`` of
+    the newest and records the rest as skipped.
+    """
+
+    policy: Literal["skip", "latest", "all"] = "latest"
+    grace_s: float = Field(default=60.0, ge=0, le=31 * 86_400)
+    backfill_limit: int = Field(default=100, ge=1, le=10_000)
+
+
+class HttpSink(Spec):
+    """Where a ``sql`` action posts its rows: one POST of the first row, of every row, or of all."""
+
+    url: str
+    mode: Literal["first_row", "each_row", "rows"] = "first_row"
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+
+
+class SqlAction(Spec):
+    kind: Literal["sql"] = "sql"
+    target: str = Field(min_length=1)
+    statement: str = Field(min_length=1, max_length=100_000)
+    read_only: bool = True
+    statement_timeout_s: float = Field(default=30.0, gt=0, le=86_400)
+    max_rows: int = Field(default=10_000, ge=1, le=1_000_000)
+    sink: HttpSink | None = None
+
+
+class HttpAction(Spec):
+    kind: Literal["http"] = "http"
+    url: str = Field(min_length=1)
+    payload: Any = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_s: float = Field(default=10.0, gt=0, le=300)
+
+
+class PythonAction(Spec):
+    """A registered function, named ``module:qualname``; it gets the run's parameters."""
+
+    kind: Literal["python"] = "python"
+    function: str = Field(min_length=1, pattern=r"^[\w.]+:[\w.]+$")
+
+
+ActionSpec = Annotated[SqlAction | HttpAction | PythonAction, Field(discriminator="kind")]
+
+
+class JobSpec(Spec):
+    """Everything a user writes to define a job, wherever they write it."""
+
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.\-]+$")
+    action: ActionSpec
+    schedule: ScheduleSpec | None = None
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    misfire: MisfirePolicy = Field(default_factory=MisfirePolicy)
+    timeout_s: float = Field(default=300.0, gt=0, le=7 * 86_400)
+    priority: int = Field(default=0, ge=-1000, le=1000)
+    enabled: bool = True
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Job:
+    """A stored job: its spec plus identity and scheduler state."""
+
+    id: str
+    spec: JobSpec
+    source: str
+    next_fire_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass
+class Run:
+    """One execution of a job or an ad-hoc task, across all of its attempts."""
+
+    id: str
+    job_id: str | None
+    query_id: str | None
+    action: dict[str, Any]
+    parameters: dict[str, Any]
+    status: RunStatus
+    scheduled_at: datetime
+    created_at: datetime
+    fire_time: datetime | None = None
+    attempt: int = 0
+    max_attempts: int = 3
+    retry: dict[str, Any] = field(default_factory=dict)
+    timeout_s: float = 300.0
+    priority: int = 0
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    worker: str | None = None
+    lease_until: datetime | None = None
+    result: Any = None
+    error: str | None = None
+    idempotency_key: str | None = None
+
+
+def new_id() -> str:
+    """Run and job ids are random UUIDs: unguessable, and mintable by any process offline."""
+    return str(uuid.uuid4())

@@ -1,0 +1,56 @@
+"""Shared fixtures: a real PostgreSQL (one fresh database per test that asks for it) and SQLite."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+
+import psycopg
+import pytest
+
+PG_ADMIN_DSN = os.environ.get("PACER_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _sqlalchemy_url(dsn: str, dbname: str) -> str:
+    base = dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
+    return f"{base}/{dbname}"
+
+
+@pytest.fixture
+def make_pg_database() -> Iterator[Callable[[], str]]:
+    """Creates empty PostgreSQL databases on demand; returns SQLAlchemy URLs; drops them after."""
+    created: list[str] = []
+
+    def make() -> str:
+        name = f"pacer_t_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        created.append(name)
+        return _sqlalchemy_url(PG_ADMIN_DSN, name)
+
+    yield make
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        for name in created:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def pg_url(make_pg_database: Callable[[], str]) -> str:
+    """A SQLAlchemy URL (postgresql+psycopg) of a fresh, empty PostgreSQL database."""
+    return make_pg_database()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: os.PathLike[str]) -> str:
+    """A SQLAlchemy URL (sqlite+aiosqlite) of a fresh SQLite file."""
+    return f"sqlite+aiosqlite:///{tmp_path}/pacer.db"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> str:
+    """Every storage test runs twice: on an SQLite file and on a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path}/pacer.db"
+    make: Callable[[], str] = request.getfixturevalue("make_pg_database")
+    return make()
