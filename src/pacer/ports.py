@@ -6,12 +6,14 @@ concrete classes. That keeps the scheduling and retry logic testable with an inj
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from pacer.domain.models import Job, JobSpec, Run, RunStatus
+from pacer.domain.models import Completion, Job, JobSpec, Run, RunStatus
+
+__all__ = ["Action", "ActionCatalog", "Clock", "Completion", "RunContext", "RunFilter", "RunStore"]
 
 
 class Clock(Protocol):
@@ -56,20 +58,6 @@ class Action(Protocol):
 
 
 @dataclass(frozen=True)
-class Completion:
-    """A worker's report of one finished attempt, fenced by (run id, attempt)."""
-
-    run_id: str
-    attempt: int
-    status: RunStatus
-    finished_at: datetime
-    result: Any = None
-    error: str | None = None
-    #: For ``retrying``: when the next attempt is due.
-    retry_at: datetime | None = None
-
-
-@dataclass(frozen=True)
 class RunFilter:
     job_id: str | None = None
     status: Sequence[RunStatus] | None = None
@@ -78,10 +66,28 @@ class RunFilter:
     until: datetime | None = None
 
 
+class ActionCatalog(Protocol):
+    """The registered actions, by kind: validates specs and executes them."""
+
+    def get(self, kind: str) -> Action: ...
+
+    def validate(self, spec: Mapping[str, Any]) -> None: ...
+
+    def query_id(self, spec: Mapping[str, Any]) -> str | None: ...
+
+
 class RunStore(Protocol):
     """Durable jobs and runs. Every method is one transaction."""
 
-    async def upsert_job(self, spec: JobSpec, source: str, next_fire_at: datetime | None) -> Job: ...
+    on_enqueued: list[Callable[[datetime], None]]
+
+    async def upsert_job(
+        self, spec: JobSpec, source: str, next_fire_at: datetime | None, now: datetime
+    ) -> Job: ...
+
+    async def create_job(
+        self, spec: JobSpec, source: str, next_fire_at: datetime | None, now: datetime
+    ) -> Job: ...
 
     async def get_job(self, job_id: str) -> Job | None: ...
 
@@ -91,23 +97,35 @@ class RunStore(Protocol):
 
     async def delete_job(self, job_id: str) -> bool: ...
 
-    async def set_job_enabled(self, job_id: str, enabled: bool, next_fire_at: datetime | None) -> Job | None: ...
+    async def set_job_enabled(
+        self, job_id: str, enabled: bool, next_fire_at: datetime | None, now: datetime
+    ) -> Job: ...
 
     async def due_jobs(self, now: datetime, limit: int) -> list[Job]: ...
 
+    async def next_job_fire_at(self) -> datetime | None: ...
+
     async def record_fires(
-        self, job_id: str, runs: Sequence[Run], expected_next: datetime | None, next_fire_at: datetime | None
+        self,
+        job_id: str,
+        new_runs: Sequence[Run],
+        expected_next: datetime | None,
+        next_fire_at: datetime | None,
     ) -> int: ...
 
-    async def enqueue(self, runs: Sequence[Run]) -> list[Run]: ...
+    async def enqueue(self, new_runs: Sequence[Run]) -> list[Run]: ...
+
+    async def enqueue_idempotent(self, run: Run) -> tuple[Run, bool]: ...
 
     async def claim(self, worker: str, now: datetime, limit: int, lease_s: float) -> list[Run]: ...
 
     async def complete(self, worker: str, completions: Sequence[Completion]) -> list[str]: ...
 
-    async def heartbeat(self, worker: str, run_ids: Sequence[str], now: datetime, lease_s: float) -> list[str]: ...
+    async def heartbeat(
+        self, worker: str, run_ids: Sequence[str], now: datetime, lease_s: float
+    ) -> list[str]: ...
 
-    async def release(self, worker: str, runs: Sequence[tuple[str, int]], now: datetime) -> int: ...
+    async def release(self, worker: str, held: Sequence[tuple[str, int]], now: datetime) -> int: ...
 
     async def reap_expired(self, now: datetime, limit: int) -> list[Run]: ...
 
@@ -115,7 +133,11 @@ class RunStore(Protocol):
 
     async def get_run(self, run_id: str) -> Run | None: ...
 
-    async def list_runs(self, flt: RunFilter, limit: int, after: tuple[datetime, str] | None) -> list[Run]: ...
+    async def list_runs(
+        self, flt: RunFilter, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[Run]: ...
+
+    async def count_runs(self, flt: RunFilter) -> int: ...
 
     async def cancel_run(self, run_id: str, now: datetime) -> Run: ...
 

@@ -168,6 +168,20 @@ class Run:
     idempotency_key: str | None = None
 
 
+@dataclass(frozen=True)
+class Completion:
+    """A worker's report of one finished attempt, fenced by (run id, attempt)."""
+
+    run_id: str
+    attempt: int
+    status: RunStatus
+    finished_at: datetime
+    result: Any = None
+    error: str | None = None
+    #: For ``retrying``: when the next attempt is due.
+    retry_at: datetime | None = None
+
+
 def new_id() -> str:
     """Run and job ids are random UUIDs: unguessable, and mintable by any process offline."""
     return str(uuid.uuid4())

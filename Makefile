@@ -1,0 +1,43 @@
+# The same targets serve people and CI (.ci/run calls `make test`).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: up test test-slow lint bench-throughput clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@ $(VENV)/.installed
+
+## The first command: install, then run the all-in-one server with the demo on SQLite.
+up: $(VENV)/.installed
+	cd examples && ../$(BIN)/pacer up --jobs-dir jobs
+
+## The second command: install the test tools, start PostgreSQL if needed, lint and test.
+test: $(VENV)/.installed-test
+	scripts/ensure-postgres.sh
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/pytest -m "not slow and not restarts_postgres" -n 2 --dist loadfile
+	$(BIN)/pytest -m restarts_postgres
+
+test-slow: $(VENV)/.installed-test
+	scripts/ensure-postgres.sh
+	$(BIN)/pytest -m slow
+
+bench-throughput: $(VENV)/.installed-test
+	scripts/ensure-postgres.sh
+	$(BIN)/python bench/throughput.py
+
+clean:
+	rm -rf $(VENV) examples/pacer.db* examples/data

@@ -1,0 +1,110 @@
+"""``pacer``: run the roles, migrate, and inspect jobs and runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from pacer.cli import processes
+from pacer.domain.errors import PacerError
+from pacer.settings import Settings
+
+app = typer.Typer(
+    help="Pacer: a durable scheduler and executor for database work.", no_args_is_help=True
+)
+db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+DatabaseUrl = typer.Option(
+    None, "--database-url", envvar="PACER_DATABASE_URL", help="SQLAlchemy URL of the store."
+)
+JobsDir = typer.Option(None, "--jobs-dir", help="Folder of job definitions (*.py, *.toml, *.yaml).")
+Config = typer.Option(
+    Path("pacer.toml"), "--config", help="Configuration file (targets, defaults)."
+)
+
+
+def settings_from(
+    database_url: str | None, jobs_dir: Path | None, config: Path, **extra: Any
+) -> Settings:
+    overrides: dict[str, Any] = {
+        "config_file": config,
+        **{k: v for k, v in extra.items() if v is not None},
+    }
+    if database_url:
+        overrides["database_url"] = database_url
+    if jobs_dir:
+        overrides["jobs_dir"] = jobs_dir
+    settings = Settings(**overrides).with_file()
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return settings
+
+
+def _run(settings: Settings, roles: list[processes.Role], *, sync_jobs: bool) -> None:
+    try:
+        asyncio.run(processes.run_roles(settings, roles, sync_jobs=sync_jobs))
+    except PacerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def up(
+    database_url: str | None = DatabaseUrl,
+    jobs_dir: Path | None = JobsDir,
+    config: Path = Config,
+    host: str | None = typer.Option(None, help="Address of the HTTP API."),
+    port: int | None = typer.Option(None, help="Port of the HTTP API."),
+    concurrency: int | None = typer.Option(None, help="Runs executed at once."),
+) -> None:
+    """Start everything in one process: HTTP API, scheduler and workers."""
+    settings = settings_from(
+        database_url, jobs_dir, config, host=host, port=port, concurrency=concurrency
+    )
+    typer.echo(
+        f"pacer up: store {settings.database_url}, API http://{settings.host}:{settings.port}"
+    )
+    _run(settings, processes.ALL_IN_ONE, sync_jobs=True)
+
+
+@app.command()
+def worker(
+    database_url: str | None = DatabaseUrl,
+    jobs_dir: Path | None = JobsDir,
+    config: Path = Config,
+    concurrency: int | None = typer.Option(None, help="Runs executed at once."),
+    batch: int | None = typer.Option(None, help="Runs claimed per round trip."),
+) -> None:
+    """Execute runs (many workers may share one PostgreSQL store)."""
+    settings = settings_from(database_url, jobs_dir, config, concurrency=concurrency, batch=batch)
+    _run(settings, processes.WORKER, sync_jobs=False)
+
+
+@app.command()
+def scheduler(
+    database_url: str | None = DatabaseUrl, jobs_dir: Path | None = JobsDir, config: Path = Config
+) -> None:
+    """Turn schedule fires into runs (any number may run at once)."""
+    settings = settings_from(database_url, jobs_dir, config)
+    _run(settings, processes.SCHEDULER, sync_jobs=True)
+
+
+@db_app.command("upgrade")
+def db_upgrade(database_url: str | None = DatabaseUrl, config: Path = Config) -> None:
+    """Apply the migrations (also done at every start)."""
+    from pacer.stores.sqlalchemy.migrate import upgrade
+
+    settings = settings_from(database_url, None, config)
+    upgrade(settings.database_url)
+    typer.echo("schema is up to date")
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

@@ -1,0 +1,87 @@
+"""The long-running roles: all-in-one server, worker, scheduler. Signals end them cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+import uvicorn
+
+from pacer.api.app import create_app
+from pacer.bootstrap import Container, running
+from pacer.settings import Settings
+
+log = logging.getLogger("pacer")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the process's stop event governs shutdown."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _install_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+
+Role = Callable[[Container, asyncio.Event], Coroutine[Any, Any, None]]
+
+
+async def _serve(container: Container, stop: asyncio.Event) -> None:
+    s = container.settings
+    config = uvicorn.Config(
+        create_app(container.store), host=s.host, port=s.port, log_level="warning", lifespan="off"
+    )
+    server = _Server(config)
+    serving = asyncio.create_task(server.serve())
+    await stop.wait()
+    server.should_exit = True
+    await serving
+
+
+async def _schedule(container: Container, stop: asyncio.Event) -> None:
+    await container.scheduler.run(stop)
+
+
+async def _work(container: Container, stop: asyncio.Event) -> None:
+    await container.worker().run(stop)
+
+
+async def _listen(container: Container, stop: asyncio.Event) -> None:
+    await container.listen(stop)
+
+
+async def run_roles(settings: Settings, roles: list[Role], *, sync_jobs: bool) -> None:
+    """Run roles until SIGTERM/SIGINT; a role that crashes stops the others."""
+    stop = asyncio.Event()
+    _install_signals(stop)
+    async with running(settings, sync_jobs=sync_jobs) as container:
+        listener = asyncio.create_task(_listen(container, stop))
+        tasks = [asyncio.create_task(role(container, stop)) for role in roles]
+        log.info(
+            "pacer running (%s) on %s",
+            ", ".join(r.__name__.strip("_") for r in roles),
+            container.store.dialect.name,
+        )
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+            for task in done:
+                task.result()
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+
+
+ALL_IN_ONE: list[Role] = [_serve, _schedule, _work]
+WORKER: list[Role] = [_work]
+SCHEDULER: list[Role] = [_schedule]

@@ -1,0 +1,113 @@
+"""Where users define jobs without touching Pacer: a decorator, or files in a jobs folder.
+
+``@pacer.job(cron="0 13 * * *", tz="Europe/Amsterdam")`` on a function, or a ``*.toml`` /
+``*.yaml`` file holding one job (or a ``[[jobs]]`` list). Both produce the same ``JobSpec`` the
+HTTP API accepts, and are written to the same store at start.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+import tomllib
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import ValidationError
+
+from pacer.domain.errors import InvalidInput
+from pacer.domain.models import JobSpec
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Functions of python jobs, by "module:qualname": the python action looks here first.
+FUNCTIONS: dict[str, Callable[..., Any]] = {}
+#: Jobs declared with the decorator, by name, in declaration order.
+DECLARED: dict[str, JobSpec] = {}
+
+
+def job(
+    cron: str | None = None,
+    *,
+    every: str | None = None,
+    at: datetime | None = None,
+    tz: str = "UTC",
+    name: str | None = None,
+    **options: Any,
+) -> Callable[[F], F]:
+    """Declare a python job; ``options`` are any other ``JobSpec`` fields (retry, misfire, ...)."""
+
+    def register(fn: F) -> F:
+        key = f"{fn.__module__}:{fn.__qualname__}"
+        schedule = _schedule(cron, every, at, tz, options)
+        job_name = name or fn.__name__
+        action = {"kind": "python", "function": key}
+        data = {"name": job_name, "action": action, "schedule": schedule, **options}
+        DECLARED[job_name] = _validate(data, key)
+        FUNCTIONS[key] = fn
+        return fn
+
+    return register
+
+
+def _schedule(
+    cron: str | None, every: str | None, at: datetime | None, tz: str, options: dict[str, Any]
+) -> dict[str, Any] | None:
+    extra: dict[str, Any] = {
+        k: options.pop(k) for k in ("start", "end", "jitter_s") if k in options
+    }
+    if every is not None:
+        cron = f"@every {every}"
+    if cron is None and at is None:
+        return None
+    return {"cron": cron, "at": at, "tz": tz, **extra}
+
+
+def _validate(data: dict[str, Any], origin: str) -> JobSpec:
+    try:
+        return JobSpec.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        field = ".".join(str(part) for part in error["loc"])
+        raise InvalidInput(f"{origin}: {field}", error["msg"]) from exc
+
+
+def load_jobs_dir(path: Path) -> list[JobSpec]:
+    """Every job in a folder: decorated functions in ``*.py``, declarations in TOML/YAML."""
+    specs: list[JobSpec] = []
+    for file in sorted(path.iterdir()):
+        if file.suffix == ".py":
+            specs.extend(_import_module(file))
+        elif file.suffix in (".toml", ".yaml", ".yml"):
+            specs.extend(_validate(item, file.name) for item in _read_declarations(file))
+    return specs
+
+
+def _import_module(file: Path) -> list[JobSpec]:
+    before = set(DECLARED)
+    module_name = f"pacer_jobs_{file.stem}"
+    spec = importlib.util.spec_from_file_location(module_name, file)
+    if spec is None or spec.loader is None:
+        raise InvalidInput(file.name, "cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return [DECLARED[name] for name in DECLARED if name not in before]
+
+
+def _read_declarations(file: Path) -> list[dict[str, Any]]:
+    try:
+        if file.suffix == ".toml":
+            data: Any = tomllib.loads(file.read_text())
+        else:
+            data = yaml.safe_load(file.read_text())
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise InvalidInput(file.name, f"not valid {file.suffix[1:].upper()}: {exc}") from exc
+    if isinstance(data, dict) and isinstance(data.get("jobs"), list):
+        return list(data["jobs"])
+    if isinstance(data, dict):
+        return [data]
+    raise InvalidInput(file.name, "expected a job table or a 'jobs' list")

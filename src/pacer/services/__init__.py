@@ -1,0 +1,1 @@
+"""Use cases over the ports: scheduling, job management, and the read models."""

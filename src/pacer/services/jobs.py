@@ -1,0 +1,118 @@
+"""Managing jobs: create, sync from definitions, pause, resume, trigger, delete.
+
+Every path validates the whole spec (schedule, action, target, read-only statement) before
+anything is written, so a refused job leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+
+from pacer.domain.errors import NotFound
+from pacer.domain.models import Job, JobSpec, Run
+from pacer.domain.runs import run_for_job
+from pacer.domain.schedules import check_not_stale, first_fire
+from pacer.ports import ActionCatalog, Clock, RunStore
+
+#: A one-off job more than this far in the past is a mistake, not a backfill.
+MAX_ONE_OFF_AGE = timedelta(hours=1)
+
+
+class JobService:
+    def __init__(
+        self,
+        store: RunStore,
+        actions: ActionCatalog,
+        clock: Clock,
+        on_change: Callable[[], None] | None = None,
+    ) -> None:
+        self.store, self.actions, self.clock = store, actions, clock
+        self.on_change = on_change or (lambda: None)
+
+    def validate(self, spec: JobSpec) -> None:
+        """Raises ``InvalidInput`` naming the field; checks what pydantic alone cannot."""
+        self.actions.validate(spec.action.model_dump(mode="json"))
+        if spec.schedule is not None:
+            check_not_stale(spec.schedule, self.clock.now(), MAX_ONE_OFF_AGE)
+
+    async def create(self, spec: JobSpec, source: str = "api") -> Job:
+        self.validate(spec)
+        now = self.clock.now()
+        next_fire = first_fire(spec.schedule, now) if spec.schedule else None
+        job = await self.store.create_job(spec, source, next_fire, now)
+        self.on_change()
+        return job
+
+    async def sync(self, specs: Sequence[JobSpec], source: str) -> list[Job]:
+        """Write jobs defined in code or files. All are validated before any is written.
+
+        An unchanged schedule keeps its place (no fire is repeated or lost across restarts);
+        a job paused at run time stays paused, since pausing is operational state.
+        """
+        for spec in specs:
+            self.actions.validate(spec.action.model_dump(mode="json"))
+        return [await self._sync_one(spec, source) for spec in specs]
+
+    async def _sync_one(self, spec: JobSpec, source: str) -> Job:
+        now = self.clock.now()
+        existing = await self.store.get_job_by_name(spec.name)
+        if existing is None:
+            if spec.schedule is not None:
+                check_not_stale(spec.schedule, now, MAX_ONE_OFF_AGE)
+            next_fire = first_fire(spec.schedule, now) if spec.schedule else None
+            return await self.store.upsert_job(spec, source, next_fire, now)
+        spec = spec.model_copy(update={"enabled": existing.spec.enabled})
+        next_fire = existing.next_fire_at
+        if existing.spec.schedule != spec.schedule:
+            next_fire = first_fire(spec.schedule, now) if spec.schedule else None
+        return await self.store.upsert_job(spec, source, next_fire, now)
+
+    async def update(self, job_id: str, spec: JobSpec) -> Job:
+        """Replace a job's spec; a changed schedule starts from now."""
+        existing = await self.get(job_id)
+        self.validate(spec)
+        now = self.clock.now()
+        next_fire = existing.next_fire_at
+        if existing.spec.schedule != spec.schedule or existing.spec.enabled != spec.enabled:
+            next_fire = first_fire(spec.schedule, now) if spec.schedule else None
+        job = await self.store.upsert_job(spec, existing.source, next_fire, now)
+        self.on_change()
+        return job
+
+    async def get(self, job_id: str) -> Job:
+        job = await self.store.get_job(job_id)
+        if job is None:
+            job = await self.store.get_job_by_name(job_id)
+        if job is None:
+            raise NotFound("job", job_id)
+        return job
+
+    async def pause(self, job_id: str) -> Job:
+        job = await self.get(job_id)
+        paused = await self.store.set_job_enabled(job.id, False, job.next_fire_at, self.clock.now())
+        self.on_change()
+        return paused
+
+    async def resume(self, job_id: str) -> Job:
+        """Fires that fell in the pause are not owed: the schedule restarts from now."""
+        job = await self.get(job_id)
+        now = self.clock.now()
+        next_fire = first_fire(job.spec.schedule, now) if job.spec.schedule else None
+        resumed = await self.store.set_job_enabled(job.id, True, next_fire, now)
+        self.on_change()
+        return resumed
+
+    async def delete(self, job_id: str) -> None:
+        job = await self.get(job_id)
+        await self.store.delete_job(job.id)
+        self.on_change()
+
+    async def trigger(self, job_id: str) -> Run:
+        """Run the job now, outside its schedule (even when paused)."""
+        job = await self.get(job_id)
+        now = self.clock.now()
+        query_id = self.actions.query_id(job.spec.action.model_dump(mode="json"))
+        run = run_for_job(job, now, now, query_id)
+        await self.store.enqueue([run])
+        return run

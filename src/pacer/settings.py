@@ -1,0 +1,57 @@
+"""Configuration: ``PACER_*`` environment variables, then ``pacer.toml``, then defaults.
+
+Targets (the databases that jobs query) are named in ``[targets]`` of ``pacer.toml`` or in
+``PACER_TARGETS`` as JSON, so a job refers to ``registrations``, never to a URL with a password.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PACER_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./pacer.db"
+    jobs_dir: Path | None = None
+    config_file: Path = Path("pacer.toml")
+    targets: dict[str, str] = Field(default_factory=dict)
+    host: str = "127.0.0.1"
+    port: int = 8000
+    concurrency: int = Field(default=50, ge=1, le=10_000)
+    batch: int = Field(default=100, ge=1, le=10_000)
+    lease_s: float = Field(default=30.0, gt=0)
+    heartbeat_s: float = Field(default=10.0, gt=0)
+    poll_s: float = Field(default=5.0, gt=0)
+    grace_s: float = Field(default=30.0, ge=0)
+    as_of: date | None = None
+    log_level: str = "INFO"
+
+    def with_file(self) -> Settings:
+        """Merge ``pacer.toml`` (if present) under the environment's values."""
+        if not self.config_file.is_file():
+            return self
+        data: dict[str, Any] = tomllib.loads(self.config_file.read_text())
+        targets = {**data.get("targets", {}), **self.targets}
+        base = self.config_file.parent
+        targets = {name: _relative_sqlite(url, base) for name, url in targets.items()}
+        merged = {
+            **data.get("pacer", {}),
+            **self.model_dump(exclude_unset=True),
+            "targets": targets,
+        }
+        return Settings.model_validate(merged)
+
+
+def _relative_sqlite(url: str, base: Path) -> str:
+    """``sqlite:///data/x.db`` in a config file means relative to that file, not to the cwd."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/"):
+        return prefix + str((base / url[len(prefix) :]).resolve())
+    return url

@@ -1,0 +1,581 @@
+"""``SqlStore``: jobs and runs in SQLite or PostgreSQL through SQLAlchemy Core (async).
+
+Every public method is one transaction. Writes that workers race on are guarded in the database
+itself: claims lock rows (``FOR UPDATE SKIP LOCKED``) or rely on SQLite's single writer;
+completions are fenced by ``(id, attempt, status='running')``; scheduled fires are unique per
+``(job_id, fire_time)``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, case, delete, func, or_, select, text, union_all, update
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential_jitter
+
+from pacer.domain.errors import Conflict, NotFound
+from pacer.domain.models import CLAIMABLE, FINAL, Job, JobSpec, Run, RunStatus, new_id
+from pacer.ports import Completion, RunFilter
+from pacer.stores.sqlalchemy.dialects import NOTIFY_CHANNEL, create_engine
+from pacer.stores.sqlalchemy.rows import aware, run_values, to_job, to_run, utc
+from pacer.stores.sqlalchemy.tables import jobs, runs
+
+CLAIMABLE_VALUES = [s.value for s in CLAIMABLE]
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """A dropped connection or a restarting server is worth a retry; a constraint is not."""
+    if isinstance(exc, IntegrityError):
+        return False
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated) or type(exc.orig).__name__ in (
+            "OperationalError",
+            "InterfaceError",
+            "AdminShutdown",
+        )
+    return isinstance(exc, ConnectionError | OSError)
+
+
+#: Retries a store call through a short outage; a longer one surfaces to the caller's loop.
+transient = retry(
+    retry=retry_if_exception(_is_transient),
+    wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
+    stop=stop_after_delay(10),
+    reraise=True,
+)
+
+
+class SqlStore:
+    """The one ``RunStore`` implementation, for both dialects."""
+
+    def __init__(self, url: str) -> None:
+        self.engine: AsyncEngine
+        self.engine, self.dialect = create_engine(url)
+        self.url = url
+        #: Called after a commit that made runs claimable: wakes in-process workers at once.
+        self.on_enqueued: list[Callable[[datetime], None]] = []
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+    # -- jobs ---------------------------------------------------------------------------------
+
+    @transient
+    async def upsert_job(
+        self, spec: JobSpec, source: str, next_fire_at: datetime | None, now: datetime
+    ) -> Job:
+        """Create a job, or replace the spec of the one with that name (keeping its id).
+
+        ``INSERT ... ON CONFLICT (name) DO UPDATE`` makes it safe for several schedulers that
+        start at once and all write the same definitions.
+        """
+        values = {
+            "spec": spec.model_dump(mode="json", exclude={"enabled"}),
+            "source": source,
+            "enabled": spec.enabled,
+            "next_fire_at": _utc_or_none(next_fire_at),
+            "updated_at": utc(now),
+        }
+        stmt = self.dialect.insert(jobs).values(
+            id=new_id(), name=spec.name, created_at=utc(now), **values
+        )
+        stmt = stmt.on_conflict_do_update(index_elements=["name"], set_=values)
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt)
+            row = (
+                (await conn.execute(select(jobs).where(jobs.c.name == spec.name))).mappings().one()
+            )
+            return to_job(row)
+
+    async def create_job(
+        self, spec: JobSpec, source: str, next_fire_at: datetime | None, now: datetime
+    ) -> Job:
+        """Create a job; a duplicate name is a ``Conflict``, never an overwrite."""
+        try:
+            async with self.engine.begin() as conn:
+                job_id = new_id()
+                await conn.execute(
+                    jobs.insert().values(
+                        id=job_id,
+                        name=spec.name,
+                        spec=spec.model_dump(mode="json", exclude={"enabled"}),
+                        source=source,
+                        enabled=spec.enabled,
+                        next_fire_at=_utc_or_none(next_fire_at),
+                        created_at=utc(now),
+                        updated_at=utc(now),
+                    )
+                )
+                return await self._job(conn, job_id)
+        except IntegrityError as exc:
+            raise Conflict("name", f"a job named {spec.name!r} already exists") from exc
+
+    async def _job(self, conn: AsyncConnection, job_id: str) -> Job:
+        row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).mappings().first()
+        if row is None:
+            raise NotFound("job", job_id)
+        return to_job(row)
+
+    @transient
+    async def get_job(self, job_id: str) -> Job | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).mappings().first()
+            return to_job(row) if row else None
+
+    @transient
+    async def get_job_by_name(self, name: str) -> Job | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(jobs).where(jobs.c.name == name))).mappings().first()
+            return to_job(row) if row else None
+
+    @transient
+    async def list_jobs(self) -> list[Job]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(jobs).order_by(jobs.c.name))).mappings().all()
+            return [to_job(r) for r in rows]
+
+    @transient
+    async def delete_job(self, job_id: str) -> bool:
+        """Deletes the job and its not-yet-started runs; finished runs stay as history."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                delete(runs).where(runs.c.job_id == job_id, runs.c.status.in_(CLAIMABLE_VALUES))
+            )
+            result = await conn.execute(delete(jobs).where(jobs.c.id == job_id))
+            return bool(result.rowcount)
+
+    @transient
+    async def set_job_enabled(
+        self, job_id: str, enabled: bool, next_fire_at: datetime | None, now: datetime
+    ) -> Job:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(
+                    enabled=enabled, next_fire_at=_utc_or_none(next_fire_at), updated_at=utc(now)
+                )
+            )
+            if not result.rowcount:
+                raise NotFound("job", job_id)
+            return await self._job(conn, job_id)
+
+    @transient
+    async def due_jobs(self, now: datetime, limit: int) -> list[Job]:
+        query = (
+            select(jobs)
+            .where(jobs.c.enabled.is_(True), jobs.c.next_fire_at <= utc(now))
+            .order_by(jobs.c.next_fire_at)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [to_job(r) for r in (await conn.execute(query)).mappings().all()]
+
+    @transient
+    async def next_job_fire_at(self) -> datetime | None:
+        query = select(func.min(jobs.c.next_fire_at)).where(jobs.c.enabled.is_(True))
+        async with self.engine.connect() as conn:
+            value = (await conn.execute(query)).scalar()
+        return _aware(value)
+
+    @transient
+    async def record_fires(
+        self,
+        job_id: str,
+        new_runs: Sequence[Run],
+        expected_next: datetime | None,
+        next_fire_at: datetime | None,
+    ) -> int:
+        """Insert a job's fires and advance its ``next_fire_at``, all or nothing.
+
+        The advance is a compare-and-set on the value the caller planned from: a scheduler that
+        lost the race (another one advanced the job, or the job was changed) rolls back, and the
+        unique ``(job_id, fire_time)`` key drops any fire two schedulers both computed.
+        """
+        async with self.engine.begin() as conn:
+            inserted = await self._insert_runs(conn, new_runs, on_conflict=("job_id", "fire_time"))
+            moved = await conn.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id, _eq_or_null(jobs.c.next_fire_at, expected_next))
+                .values(next_fire_at=_utc_or_none(next_fire_at))
+            )
+            if not moved.rowcount:
+                await conn.rollback()
+                return 0
+            await self._notify(conn, inserted)
+        self._signal(inserted)
+        return len(inserted)
+
+    # -- runs ---------------------------------------------------------------------------------
+
+    @transient
+    async def enqueue(self, new_runs: Sequence[Run]) -> list[Run]:
+        """Insert ad-hoc runs. Ids make it idempotent: a retried insert adds nothing twice."""
+        async with self.engine.begin() as conn:
+            inserted = await self._insert_runs(conn, new_runs, on_conflict=("id",))
+            await self._notify(conn, inserted)
+        self._signal(inserted)
+        return inserted
+
+    async def enqueue_idempotent(self, run: Run) -> tuple[Run, bool]:
+        """Insert a run unless one with its idempotency key exists; returns (run, created)."""
+        assert run.idempotency_key is not None
+        async with self.engine.begin() as conn:
+            inserted = await self._insert_runs(conn, [run], on_conflict=("idempotency_key",))
+            await self._notify(conn, inserted)
+            if not inserted:
+                query = select(runs).where(runs.c.idempotency_key == run.idempotency_key)
+                existing = (await conn.execute(query)).mappings().one()
+                return to_run(existing), False
+        self._signal(inserted)
+        return inserted[0], True
+
+    async def _insert_runs(
+        self, conn: AsyncConnection, new_runs: Sequence[Run], on_conflict: tuple[str, ...]
+    ) -> list[Run]:
+        if not new_runs:
+            return []
+        stmt = self.dialect.insert().on_conflict_do_nothing(index_elements=list(on_conflict))
+        rows = await conn.execute(stmt.returning(runs.c.id), [run_values(r) for r in new_runs])
+        inserted_ids = {r[0] for r in rows}
+        return [r for r in new_runs if r.id in inserted_ids]
+
+    async def _notify(self, conn: AsyncConnection, inserted: Sequence[Run]) -> None:
+        claimable = [r.scheduled_at for r in inserted if r.status in CLAIMABLE]
+        if claimable and self.dialect.notify:
+            await conn.execute(
+                text("SELECT pg_notify(:channel, :payload)"),
+                {"channel": NOTIFY_CHANNEL, "payload": min(claimable).isoformat()},
+            )
+
+    def _signal(self, inserted: Sequence[Run]) -> None:
+        claimable = [r.scheduled_at for r in inserted if r.status in CLAIMABLE]
+        if claimable:
+            earliest = min(claimable)
+            for callback in self.on_enqueued:
+                callback(earliest)
+
+    @transient
+    async def claim(self, worker: str, now: datetime, limit: int, lease_s: float) -> list[Run]:
+        """Move up to ``limit`` due runs to ``running`` for this worker, one attempt more."""
+        candidates = (
+            select(runs.c.id)
+            .where(runs.c.status.in_(CLAIMABLE_VALUES), runs.c.scheduled_at <= utc(now))
+            .order_by(runs.c.priority.desc(), runs.c.scheduled_at)
+            .limit(limit)
+        )
+        if self.dialect.skip_locked:
+            candidates = candidates.with_for_update(skip_locked=True)
+        stmt = (
+            update(runs)
+            .where(runs.c.id.in_(candidates.scalar_subquery()))
+            .values(
+                status=RunStatus.RUNNING.value,
+                attempt=runs.c.attempt + 1,
+                worker=worker,
+                started_at=utc(now),
+                finished_at=None,
+                lease_until=utc(now) + timedelta(seconds=lease_s),
+            )
+            .returning(*runs.c)
+        )
+        async with self.engine.begin() as conn:
+            rows = (await conn.execute(stmt)).mappings().all()
+        claimed = [to_run(r) for r in rows]
+        claimed.sort(key=lambda r: (-r.priority, r.scheduled_at))
+        return claimed
+
+    @transient
+    async def complete(self, worker: str, completions: Sequence[Completion]) -> list[str]:
+        """Record finished attempts; returns the ids accepted.
+
+        Fencing: a completion applies only while the run is still ``running`` at that attempt.
+        A worker whose lease expired (and whose run was retried) or whose run was cancelled
+        finds nothing to update, so a stale result can never overwrite a newer one.
+        """
+        if not completions:
+            return []
+        async with self.engine.begin() as conn:
+            if self.dialect.name == "postgresql":
+                return await _complete_postgresql(conn, completions)
+            return await _complete_each(conn, completions)
+
+    @transient
+    async def heartbeat(
+        self, worker: str, run_ids: Sequence[str], now: datetime, lease_s: float
+    ) -> list[str]:
+        """Extend the leases this worker still holds; returns them (others were lost)."""
+        if not run_ids:
+            return []
+        stmt = (
+            update(runs)
+            .where(runs.c.id.in_(list(run_ids)), runs.c.worker == worker)
+            .where(runs.c.status == RunStatus.RUNNING.value)
+            .values(lease_until=utc(now) + timedelta(seconds=lease_s))
+            .returning(runs.c.id)
+        )
+        async with self.engine.begin() as conn:
+            return [r[0] for r in await conn.execute(stmt)]
+
+    @transient
+    async def release(self, worker: str, held: Sequence[tuple[str, int]], now: datetime) -> int:
+        """Give unfinished runs back on shutdown: queued again, the attempt not counted."""
+        count = 0
+        async with self.engine.begin() as conn:
+            for run_id, attempt in held:
+                result = await conn.execute(
+                    update(runs)
+                    .where(runs.c.id == run_id, runs.c.attempt == attempt, runs.c.worker == worker)
+                    .where(runs.c.status == RunStatus.RUNNING.value)
+                    .values(
+                        status=RunStatus.QUEUED.value,
+                        attempt=attempt - 1,
+                        worker=None,
+                        lease_until=None,
+                        started_at=None,
+                        scheduled_at=utc(now),
+                    )
+                )
+                count += result.rowcount
+            await self._notify_released(conn, count, now)
+        return count
+
+    async def _notify_released(self, conn: AsyncConnection, count: int, now: datetime) -> None:
+        if count and self.dialect.notify:
+            await conn.execute(
+                text("SELECT pg_notify(:channel, :payload)"),
+                {"channel": NOTIFY_CHANNEL, "payload": now.isoformat()},
+            )
+
+    @transient
+    async def reap_expired(self, now: datetime, limit: int) -> list[Run]:
+        """Runs whose worker stopped heartbeating: retried at once if attempts remain, else dead."""
+        expired = (
+            select(runs.c.id)
+            .where(runs.c.status == RunStatus.RUNNING.value, runs.c.lease_until < utc(now))
+            .limit(limit)
+        )
+        if self.dialect.skip_locked:
+            expired = expired.with_for_update(skip_locked=True)
+        has_attempts_left = runs.c.attempt < runs.c.max_attempts
+        stmt = (
+            update(runs)
+            .where(runs.c.id.in_(expired.scalar_subquery()))
+            .values(
+                status=case(
+                    (has_attempts_left, RunStatus.RETRYING.value), else_=RunStatus.DEAD.value
+                ),
+                error=func.coalesce(runs.c.worker, "?").concat(
+                    " stopped heartbeating; lease expired"
+                ),
+                lease_until=None,
+                scheduled_at=utc(now),
+                finished_at=case((has_attempts_left, None), else_=utc(now)),
+            )
+            .returning(*runs.c)
+        )
+        async with self.engine.begin() as conn:
+            reaped = [to_run(r) for r in (await conn.execute(stmt)).mappings().all()]
+            await self._notify(conn, reaped)
+        self._signal(reaped)
+        return reaped
+
+    @transient
+    async def next_due_at(self) -> datetime | None:
+        """The earliest scheduled time among claimable runs, to sleep exactly until then."""
+        per_status = [
+            select(func.min(runs.c.scheduled_at).label("at")).where(runs.c.status == status)
+            for status in CLAIMABLE_VALUES
+        ]
+        both = union_all(*per_status).subquery()
+        async with self.engine.connect() as conn:
+            value = (await conn.execute(select(func.min(both.c.at)))).scalar()
+        return _aware(value)
+
+    @transient
+    async def get_run(self, run_id: str) -> Run | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
+            return to_run(row) if row else None
+
+    @transient
+    async def list_runs(
+        self, flt: RunFilter, limit: int, after: tuple[datetime, str] | None = None
+    ) -> list[Run]:
+        """Newest first, keyset-paged on (created_at, id): stable under concurrent inserts."""
+        query = select(runs).where(*_filters(flt))
+        if after is not None:
+            created, run_id = after
+            query = query.where(
+                or_(
+                    runs.c.created_at < utc(created),
+                    and_(runs.c.created_at == utc(created), runs.c.id < run_id),
+                )
+            )
+        query = query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
+        async with self.engine.connect() as conn:
+            return [to_run(r) for r in (await conn.execute(query)).mappings().all()]
+
+    @transient
+    async def count_runs(self, flt: RunFilter) -> int:
+        async with self.engine.connect() as conn:
+            query = select(func.count()).select_from(runs).where(*_filters(flt))
+            return int((await conn.execute(query)).scalar_one())
+
+    async def cancel_run(self, run_id: str, now: datetime) -> Run:
+        """Cancel a queued, retrying or running run. A running worker learns of it by heartbeat."""
+        cancellable = [*CLAIMABLE_VALUES, RunStatus.RUNNING.value]
+        stmt = (
+            update(runs)
+            .where(runs.c.id == run_id, runs.c.status.in_(cancellable))
+            .values(status=RunStatus.CANCELLED.value, finished_at=utc(now), lease_until=None)
+            .returning(*runs.c)
+        )
+        return await self._transition(
+            run_id, stmt, "only a queued, retrying or running run can be cancelled"
+        )
+
+    async def retry_run(self, run_id: str, now: datetime) -> Run:
+        """Manual retry of a finished run: queued now, with a fresh allowance of attempts."""
+        current = await self.get_run(run_id)
+        if current is None:
+            raise NotFound("run", run_id)
+        allowance = int(current.retry.get("max_attempts", 1))
+        stmt = (
+            update(runs)
+            .where(runs.c.id == run_id, runs.c.status.in_([s.value for s in FINAL]))
+            .values(
+                status=RunStatus.QUEUED.value,
+                scheduled_at=utc(now),
+                max_attempts=runs.c.attempt + allowance,
+                finished_at=None,
+                lease_until=None,
+                error=None,
+            )
+            .returning(*runs.c)
+        )
+        return await self._transition(run_id, stmt, "only a finished run can be retried")
+
+    async def _transition(self, run_id: str, stmt: Any, refusal: str) -> Run:
+        async with self.engine.begin() as conn:
+            row = (await conn.execute(stmt)).mappings().first()
+            if row is None:
+                exists = (
+                    await conn.execute(select(runs.c.status).where(runs.c.id == run_id))
+                ).first()
+                if exists is None:
+                    raise NotFound("run", run_id)
+                raise Conflict("status", f"{refusal}; this one is {exists[0]}")
+            run = to_run(row)
+            await self._notify(conn, [run])
+        self._signal([run])
+        return run
+
+    async def delete_all(self) -> None:
+        """Empty every table (tests and ``pacer db reset``)."""
+        async with self.engine.begin() as conn:
+            await conn.execute(delete(runs))
+            await conn.execute(delete(jobs))
+
+
+def _filters(flt: RunFilter) -> list[Any]:
+    clauses: list[Any] = []
+    if flt.job_id is not None:
+        clauses.append(runs.c.job_id == flt.job_id)
+    if flt.status:
+        clauses.append(runs.c.status.in_([s.value for s in flt.status]))
+    if flt.query_id is not None:
+        clauses.append(runs.c.query_id == flt.query_id)
+    if flt.since is not None:
+        clauses.append(runs.c.created_at >= utc(flt.since))
+    if flt.until is not None:
+        clauses.append(runs.c.created_at < utc(flt.until))
+    return clauses
+
+
+def _completion_values(c: Completion) -> dict[str, Any]:
+    return {
+        "status": c.status.value,
+        "finished_at": utc(c.finished_at) if c.status is not RunStatus.RETRYING else None,
+        "result": c.result,
+        "error": c.error,
+        "retry_at": utc(c.retry_at) if c.retry_at else None,
+    }
+
+
+async def _complete_each(conn: AsyncConnection, completions: Sequence[Completion]) -> list[str]:
+    accepted: list[str] = []
+    for c in completions:
+        v = _completion_values(c)
+        stmt = (
+            update(runs)
+            .where(runs.c.id == c.run_id, runs.c.attempt == c.attempt)
+            .where(runs.c.status == RunStatus.RUNNING.value)
+            .values(
+                status=v["status"],
+                finished_at=v["finished_at"],
+                result=v["result"],
+                error=v["error"],
+                lease_until=None,
+                scheduled_at=v["retry_at"] if v["retry_at"] is not None else runs.c.scheduled_at,
+            )
+        )
+        if (await conn.execute(stmt)).rowcount:
+            accepted.append(c.run_id)
+    return accepted
+
+
+_PG_COMPLETE = text(
+    """
+    UPDATE pacer_runs AS r SET
+        status = v.status,
+        finished_at = v.finished_at,
+        result = v.result,
+        error = v.error,
+        lease_until = NULL,
+        scheduled_at = COALESCE(v.retry_at, r.scheduled_at)
+    FROM unnest(
+        CAST(:ids AS varchar[]), CAST(:attempts AS integer[]), CAST(:statuses AS varchar[]),
+        CAST(:finished AS timestamptz[]), CAST(:results AS jsonb[]), CAST(:errors AS text[]),
+        CAST(:retry_at AS timestamptz[])
+    ) AS v(id, attempt, status, finished_at, result, error, retry_at)
+    WHERE r.id = v.id AND r.attempt = v.attempt AND r.status = 'running'
+    RETURNING r.id
+    """
+)
+
+
+async def _complete_postgresql(
+    conn: AsyncConnection, completions: Sequence[Completion]
+) -> list[str]:
+    """One round trip for a whole batch: ``UPDATE ... FROM unnest(arrays)``."""
+    values = [_completion_values(c) for c in completions]
+    params = {
+        "ids": [c.run_id for c in completions],
+        "attempts": [c.attempt for c in completions],
+        "statuses": [v["status"] for v in values],
+        "finished": [v["finished_at"] for v in values],
+        "results": [None if v["result"] is None else json.dumps(v["result"]) for v in values],
+        "errors": [v["error"] for v in values],
+        "retry_at": [v["retry_at"] for v in values],
+    }
+    return [r[0] for r in await conn.execute(_PG_COMPLETE, params)]
+
+
+def _utc_or_none(value: datetime | None) -> datetime | None:
+    return utc(value) if value is not None else None
+
+
+def _aware(value: Any) -> datetime | None:
+    if isinstance(value, str):  # SQLite aggregates lose the column type
+        value = datetime.fromisoformat(value)
+    return aware(value)
+
+
+def _eq_or_null(column: Any, value: datetime | None) -> Any:
+    return column.is_(None) if value is None else column == utc(value)

@@ -1,0 +1,91 @@
+"""Table definitions (SQLAlchemy Core). Alembic migrations must agree with these; a test checks.
+
+Run history keeps ``job_id`` without a foreign key on purpose: deleting a job must keep its runs
+(and a foreign key with ``ON DELETE SET NULL`` would erase which job they belonged to).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING)
+
+Json = JSON().with_variant(JSONB(), "postgresql")
+Timestamp = DateTime(timezone=True)
+
+jobs = Table(
+    "pacer_jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False, unique=True),
+    Column("spec", Json, nullable=False),
+    Column("source", String(20), nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("next_fire_at", Timestamp, nullable=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+)
+Index("ix_pacer_jobs_due", jobs.c.enabled, jobs.c.next_fire_at)
+
+runs = Table(
+    "pacer_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("job_id", String(36), nullable=True),
+    # The nominal fire time for scheduled runs; NULL for ad-hoc tasks and manual triggers.
+    Column("fire_time", Timestamp, nullable=True),
+    Column("query_id", String(32), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("priority", Integer, nullable=False, server_default="0"),
+    Column("scheduled_at", Timestamp, nullable=False),
+    Column("attempt", Integer, nullable=False, server_default="0"),
+    Column("max_attempts", Integer, nullable=False),
+    Column("action", Json, nullable=False),
+    Column("parameters", Json, nullable=False),
+    Column("retry", Json, nullable=False),
+    Column("timeout_s", Float, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("started_at", Timestamp, nullable=True),
+    Column("finished_at", Timestamp, nullable=True),
+    Column("lease_until", Timestamp, nullable=True),
+    Column("worker", String(200), nullable=True),
+    Column("result", Json, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("idempotency_key", String(200), nullable=True, unique=True),
+    # One fire of a schedule makes one run: the database, not a leader, enforces it.
+    UniqueConstraint("job_id", "fire_time"),
+)
+Index("ix_pacer_runs_status_scheduled", runs.c.status, runs.c.scheduled_at)
+Index("ix_pacer_runs_job_created", runs.c.job_id, runs.c.created_at)
+Index("ix_pacer_runs_created", runs.c.created_at, runs.c.id)
+Index("ix_pacer_runs_query_created", runs.c.query_id, runs.c.created_at)
+Index("ix_pacer_runs_worker_status", runs.c.worker, runs.c.status)
+# PostgreSQL: the claim query reads only claimable runs, a small set among millions of finished
+# ones; a partial index keeps that scan short. SQLite uses the (status, scheduled_at) index.
+Index(
+    "ix_pacer_runs_claimable",
+    runs.c.priority.desc(),
+    runs.c.scheduled_at,
+    postgresql_where=text("status IN ('queued', 'retrying')"),
+).ddl_if(dialect="postgresql")

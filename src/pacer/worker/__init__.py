@@ -1,0 +1,1 @@
+"""The worker process: claim, execute, heartbeat, complete, shut down cleanly."""
