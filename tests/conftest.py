@@ -58,26 +58,11 @@ def database_url(request: pytest.FixtureRequest, tmp_path: os.PathLike[str]) -> 
 
 # -- running Pacer in-process -------------------------------------------------------------------
 
-import asyncio  # noqa: E402
-from collections.abc import AsyncIterator, Awaitable  # noqa: E402
+from collections.abc import AsyncIterator  # noqa: E402
 from typing import Any  # noqa: E402
 
 from pacer.bootstrap import Container, running  # noqa: E402
-from pacer.settings import Settings  # noqa: E402
-
-
-def fast_settings(database_url: str, **overrides: Any) -> Settings:
-    """Short leases and heartbeats, so lease expiry is observable in a test."""
-    values: dict[str, Any] = {
-        "database_url": database_url,
-        "lease_s": 2.0,
-        "heartbeat_s": 0.25,
-        "poll_s": 30.0,
-        "grace_s": 2.0,
-        "concurrency": 20,
-        "config_file": "/nonexistent/pacer.toml",
-    }
-    return Settings(**{**values, **overrides})
+from support import fast_settings  # noqa: E402
 
 
 @pytest.fixture
@@ -85,13 +70,6 @@ async def container(database_url: str) -> AsyncIterator[Container]:
     """A migrated store with actions and services wired, on each backend."""
     async with running(fast_settings(database_url)) as built:
         yield built
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 30.0) -> None:
-    """Wait until ``check`` holds; the timeout only bounds a broken test, it measures nothing."""
-    async with asyncio.timeout(timeout):
-        while not await check():
-            await asyncio.sleep(0.02)
 
 
 @pytest.fixture

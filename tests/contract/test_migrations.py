@@ -18,6 +18,8 @@ def test_migrations_match_table_definitions(database_url: str) -> None:
     engine = create_engine(sync_url(database_url))
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
-        diff = [d for d in compare_metadata(context, metadata) if "alembic_version" not in str(d)]
+        diff = compare_metadata(context, metadata)
+        if conn.dialect.name == "sqlite":  # the partial claim index exists on PostgreSQL only
+            diff = [d for d in diff if "ix_pacer_runs_claimable" not in str(d)]
     engine.dispose()
     assert [] == diff

@@ -68,7 +68,11 @@ async def test_batch_completion_writes_every_outcome(store: SqlStore) -> None:
     assert {a.id, b.id, c.id} == set(await store.complete("w", batch))
     got = {r.id: r for r in [await store.get_run(x.id) for x in (a, b, c)] if r}
     assert {"rows": [[1]]} == got[a.id].result
-    assert (RunStatus.RETRYING, later, None) == (got[b.id].status, got[b.id].scheduled_at, got[b.id].finished_at)
+    assert (RunStatus.RETRYING, later, None) == (
+        got[b.id].status,
+        got[b.id].scheduled_at,
+        got[b.id].finished_at,
+    )
     assert (RunStatus.FAILED, "bad request") == (got[c.id].status, got[c.id].error)
 
 
@@ -90,7 +94,8 @@ async def test_expired_lease_on_last_attempt_is_dead(store: SqlStore) -> None:
     await store.claim("w", T0, 1, 5)
     (reaped,) = await store.reap_expired(T0 + timedelta(seconds=6), 10)
     assert (run.id, RunStatus.DEAD) == (reaped.id, reaped.status)
-    assert reaped.error is not None and "lease expired" in reaped.error
+    assert reaped.error is not None
+    assert "lease expired" in reaped.error
 
 
 async def test_release_gives_runs_back_without_counting_the_attempt(store: SqlStore) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import signal
 import subprocess
 from collections.abc import AsyncIterator, Callable
@@ -10,7 +11,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import eventually
 
 from pacer.domain.models import RunStatus
 from pacer.domain.runs import adhoc_run
@@ -18,6 +18,7 @@ from pacer.ports import RunFilter
 from pacer.services.clock import SystemClock
 from pacer.stores.sqlalchemy import SqlStore
 from pacer.stores.sqlalchemy.migrate import upgrade
+from support import eventually
 
 Spawn = Callable[..., subprocess.Popen[bytes]]
 
@@ -55,7 +56,8 @@ async def test_sigkilled_worker_run_is_retried_with_the_same_idempotency_key(
 
     await eventually(succeeded, timeout=60)
     final = await store.get_run(run.id)
-    assert final is not None and 2 == final.attempt
+    assert final is not None
+    assert 2 == final.attempt
     keys = [(r.headers["Idempotency-Key"], r.headers["webhook-id"]) for r in receiver.requests]
     assert [(run.id, run.id)] * 2 == keys
 
@@ -84,7 +86,7 @@ async def test_three_schedulers_make_exactly_one_run_per_fire(
     runs = await store.list_runs(RunFilter(), limit=10_000)
     fires = sorted(r.fire_time for r in runs if r.fire_time is not None)
     assert len(runs) == len(set(fires))
-    gaps = {b - a for a, b in zip(fires, fires[1:], strict=False)}
+    gaps = {b - a for a, b in itertools.pairwise(fires)}
     assert {timedelta(seconds=1)} == gaps
 
 

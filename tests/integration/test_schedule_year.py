@@ -26,14 +26,18 @@ SCHEDULES = [
 ]
 
 
-async def test_a_year_of_fires_with_restarts_misses_and_doubles_nothing(container: Container) -> None:
+async def test_a_year_of_fires_with_restarts_misses_and_doubles_nothing(
+    container: Container,
+) -> None:
     """Every fire of the year has exactly one run (queued or recorded as skipped), whatever
     restarts and outages happen, in five zones across their daylight-saving changes."""
     clock = ManualClock(START)
     container.jobs.clock = clock
     for name, schedule, policy in SCHEDULES:
         misfire = MisfirePolicy(policy=policy, grace_s=3600, backfill_limit=10_000)  # type: ignore[arg-type]
-        await container.jobs.create(JobSpec(name=name, action=HTTP, schedule=schedule, misfire=misfire))  # type: ignore[arg-type]
+        await container.jobs.create(
+            JobSpec(name=name, action=HTTP, schedule=schedule, misfire=misfire)
+        )  # type: ignore[arg-type]
     rng = random.Random(20261122)
     scheduler = Scheduler(container.store, container.actions, clock)
     while clock.now() < END:
@@ -41,7 +45,11 @@ async def test_a_year_of_fires_with_restarts_misses_and_doubles_nothing(containe
             scheduler = Scheduler(container.store, container.actions, clock)
         await scheduler.tick()
         outage = rng.random() < 0.02
-        step = timedelta(hours=rng.uniform(6, 60)) if outage else timedelta(minutes=rng.uniform(1, 180))
+        step = (
+            timedelta(hours=rng.uniform(6, 60))
+            if outage
+            else timedelta(minutes=rng.uniform(1, 180))
+        )
         clock.advance(min(step, END - clock.now()))
     await scheduler.tick()
 

@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import eventually
 
 from pacer.bootstrap import Container
 from pacer.definitions import FUNCTIONS
@@ -16,6 +15,7 @@ from pacer.domain.errors import ActionFailed
 from pacer.domain.models import RetryPolicy, RunStatus
 from pacer.domain.runs import adhoc_run
 from pacer.worker.runner import Worker
+from support import eventually
 
 CALLS: list[dict[str, Any]] = []
 GATE = asyncio.Event()
@@ -46,7 +46,9 @@ for fn in (_noop, _always_fails, _bad_request, _sleeps):
 def _run(function: str, container: Container, **kw: Any) -> Any:
     now = container.clock.now()
     params = kw.pop("parameters", {})
-    return adhoc_run({"kind": "python", "function": f"tests:{function}"}, now, now, None, parameters=params, **kw)
+    return adhoc_run(
+        {"kind": "python", "function": f"tests:{function}"}, now, now, None, parameters=params, **kw
+    )
 
 
 @pytest.fixture
@@ -66,7 +68,9 @@ async def _status(container: Container, run_id: str) -> RunStatus:
     return run.status
 
 
-async def test_runs_are_executed_once_and_results_stored(container: Container, worker: Worker) -> None:
+async def test_runs_are_executed_once_and_results_stored(
+    container: Container, worker: Worker
+) -> None:
     """Every queued run executes exactly once and its result is stored."""
     runs = [_run("_noop", container, parameters={"i": i}) for i in range(40)]
     CALLS.clear()
@@ -78,7 +82,8 @@ async def test_runs_are_executed_once_and_results_stored(container: Container, w
     await eventually(all_done)
     assert sorted(range(40)) == sorted(call["i"] for call in CALLS)
     stored = await container.store.get_run(runs[7].id)
-    assert stored is not None and {"ok": True, "i": 7} == stored.result
+    assert stored is not None
+    assert {"ok": True, "i": 7} == stored.result
 
 
 async def test_retryable_failures_back_off_then_die(container: Container, worker: Worker) -> None:
@@ -98,7 +103,8 @@ async def test_non_retryable_failure_fails_at_once(container: Container, worker:
     await container.store.enqueue([run])
     await eventually(lambda: _is(container, run.id, RunStatus.FAILED))
     stored = await container.store.get_run(run.id)
-    assert stored is not None and 1 == stored.attempt
+    assert stored is not None
+    assert 1 == stored.attempt
 
 
 async def test_per_run_timeout(container: Container, worker: Worker) -> None:
@@ -107,7 +113,8 @@ async def test_per_run_timeout(container: Container, worker: Worker) -> None:
     await container.store.enqueue([run])
     await eventually(lambda: _is(container, run.id, RunStatus.DEAD))
     stored = await container.store.get_run(run.id)
-    assert stored is not None and "timed out after 0.2s" == stored.error
+    assert stored is not None
+    assert "timed out after 0.2s" == stored.error
 
 
 async def test_cancel_a_running_run_stops_it(container: Container, worker: Worker) -> None:
@@ -120,7 +127,9 @@ async def test_cancel_a_running_run_stops_it(container: Container, worker: Worke
     assert RunStatus.CANCELLED == await _status(container, run.id)
 
 
-async def test_worker_wakes_at_once_when_a_run_is_inserted(container: Container, worker: Worker) -> None:
+async def test_worker_wakes_at_once_when_a_run_is_inserted(
+    container: Container, worker: Worker
+) -> None:
     """An idle worker (30 s poll) starts a new run on the insert's signal, not on its poll."""
     await asyncio.sleep(0.1)  # let the worker go idle
     run = _run("_noop", container)
@@ -128,7 +137,9 @@ async def test_worker_wakes_at_once_when_a_run_is_inserted(container: Container,
     await eventually(lambda: _is(container, run.id, RunStatus.SUCCEEDED), timeout=10)
 
 
-async def test_worker_sleeps_until_a_future_run_is_due(container: Container, worker: Worker) -> None:
+async def test_worker_sleeps_until_a_future_run_is_due(
+    container: Container, worker: Worker
+) -> None:
     """A run due in 0.5 s starts after its time, without a poll in between."""
     now = container.clock.now()
     run = _run("_noop", container)
@@ -136,7 +147,8 @@ async def test_worker_sleeps_until_a_future_run_is_due(container: Container, wor
     await container.store.enqueue([run])
     await eventually(lambda: _is(container, run.id, RunStatus.SUCCEEDED), timeout=10)
     stored = await container.store.get_run(run.id)
-    assert stored is not None and stored.started_at is not None
+    assert stored is not None
+    assert stored.started_at is not None
     assert stored.started_at >= run.scheduled_at
 
 

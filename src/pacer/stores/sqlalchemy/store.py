@@ -246,17 +246,23 @@ class SqlStore:
         return [r for r in new_runs if r.id in inserted_ids]
 
     async def _notify(self, conn: AsyncConnection, inserted: Sequence[Run]) -> None:
-        claimable = [r.scheduled_at for r in inserted if r.status in CLAIMABLE]
-        if claimable and self.dialect.notify:
+        await self._notify_due(conn, [r.scheduled_at for r in inserted if r.status in CLAIMABLE])
+
+    async def _notify_due(self, conn: AsyncConnection, due: Sequence[datetime]) -> None:
+        """Inside the transaction: PostgreSQL delivers the NOTIFY only if it commits."""
+        if due and self.dialect.notify:
             await conn.execute(
                 text("SELECT pg_notify(:channel, :payload)"),
-                {"channel": NOTIFY_CHANNEL, "payload": min(claimable).isoformat()},
+                {"channel": NOTIFY_CHANNEL, "payload": min(due).isoformat()},
             )
 
     def _signal(self, inserted: Sequence[Run]) -> None:
-        claimable = [r.scheduled_at for r in inserted if r.status in CLAIMABLE]
-        if claimable:
-            earliest = min(claimable)
+        self._signal_due([r.scheduled_at for r in inserted if r.status in CLAIMABLE])
+
+    def _signal_due(self, due: Sequence[datetime]) -> None:
+        """After the commit: wakes this process's workers (the only wake-up SQLite has)."""
+        if due:
+            earliest = min(due)
             for callback in self.on_enqueued:
                 callback(earliest)
 
@@ -302,8 +308,15 @@ class SqlStore:
             return []
         async with self.engine.begin() as conn:
             if self.dialect.name == "postgresql":
-                return await _complete_postgresql(conn, completions)
-            return await _complete_each(conn, completions)
+                accepted = await _complete_postgresql(conn, completions)
+            else:
+                accepted = await _complete_each(conn, completions)
+            retry_times = [
+                c.retry_at for c in completions if c.retry_at is not None and c.run_id in accepted
+            ]
+            await self._notify_due(conn, retry_times)
+        self._signal_due(retry_times)
+        return accepted
 
     @transient
     async def heartbeat(
@@ -342,15 +355,9 @@ class SqlStore:
                     )
                 )
                 count += result.rowcount
-            await self._notify_released(conn, count, now)
+            await self._notify_due(conn, [now] if count else [])
+        self._signal_due([now] if count else [])
         return count
-
-    async def _notify_released(self, conn: AsyncConnection, count: int, now: datetime) -> None:
-        if count and self.dialect.notify:
-            await conn.execute(
-                text("SELECT pg_notify(:channel, :payload)"),
-                {"channel": NOTIFY_CHANNEL, "payload": now.isoformat()},
-            )
 
     @transient
     async def reap_expired(self, now: datetime, limit: int) -> list[Run]:
