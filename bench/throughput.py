@@ -42,7 +42,11 @@ from pacer.stores.sqlalchemy.tables import runs as runs_table
 
 NOOP = {"kind": "python", "function": "pacer.testing:noop"}
 PG_ADMIN = os.environ.get("PACER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
-WORKER_ENV = {"PACER_CONCURRENCY": "200", "PACER_BATCH": "100", "PACER_POLL_S": "0.5"}
+WORKER_ENV = {
+    "PACER_CONCURRENCY": os.environ.get("BENCH_CONCURRENCY", "500"),
+    "PACER_BATCH": os.environ.get("BENCH_BATCH", "250"),
+    "PACER_POLL_S": "0.5",
+}
 
 
 def fresh_database(kind: str, workdir: Path) -> str:

@@ -36,6 +36,8 @@ class WorkerOptions:
     heartbeat_s: float = 10.0
     poll_s: float = 5.0
     grace_s: float = 30.0
+    #: How long the completion writer waits for more completions while runs are in flight.
+    linger_s: float = 0.002
     as_of: date | None = None
 
 
@@ -166,6 +168,10 @@ class Worker:
         """Write completions in batches: whatever piled up while the last write ran."""
         while True:
             batch = [await self.completions.get()]
+            if self.inflight and self.completions.qsize() < self.options.batch:
+                # Group commit: while runs are still finishing, linger a moment so that one
+                # durable commit (one fsync) carries many completions instead of one.
+                await asyncio.sleep(self.options.linger_s)
             while not self.completions.empty() and len(batch) < 1000:
                 batch.append(self.completions.get_nowait())
             await self._write(batch)

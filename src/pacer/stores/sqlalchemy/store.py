@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, or_, select, text, union_all, update
+from sqlalchemy import and_, bindparam, case, delete, func, or_, select, text, union_all, update
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential_jitter
@@ -23,7 +23,7 @@ from pacer.domain.models import CLAIMABLE, FINAL, Job, JobSpec, Run, RunStatus, 
 from pacer.ports import Completion, RunFilter
 from pacer.stores.sqlalchemy.dialects import NOTIFY_CHANNEL, create_engine
 from pacer.stores.sqlalchemy.rows import aware, run_values, to_job, to_run, utc
-from pacer.stores.sqlalchemy.tables import jobs, runs
+from pacer.stores.sqlalchemy.tables import Timestamp, jobs, runs
 
 CLAIMABLE_VALUES = [s.value for s in CLAIMABLE]
 
@@ -516,25 +516,40 @@ def _completion_values(c: Completion) -> dict[str, Any]:
 
 
 async def _complete_each(conn: AsyncConnection, completions: Sequence[Completion]) -> list[str]:
-    accepted: list[str] = []
-    for c in completions:
-        v = _completion_values(c)
-        stmt = (
-            update(runs)
-            .where(runs.c.id == c.run_id, runs.c.attempt == c.attempt)
-            .where(runs.c.status == RunStatus.RUNNING.value)
-            .values(
-                status=v["status"],
-                finished_at=v["finished_at"],
-                result=v["result"],
-                error=v["error"],
-                lease_until=None,
-                scheduled_at=v["retry_at"] if v["retry_at"] is not None else runs.c.scheduled_at,
-            )
+    """SQLite: read which completions still hold their run, then one ``executemany``.
+
+    Reading first is safe because the transaction holds SQLite's write lock from its start
+    (``BEGIN IMMEDIATE``); one UPDATE per completion cost a round trip through aiosqlite's
+    thread each.
+    """
+    wanted = {c.run_id: c.attempt for c in completions}
+    held = select(runs.c.id, runs.c.attempt).where(
+        runs.c.id.in_(list(wanted)), runs.c.status == RunStatus.RUNNING.value
+    )
+    holding = {row[0] for row in await conn.execute(held) if wanted.get(row[0]) == row[1]}
+    accepted = [c for c in completions if c.run_id in holding]
+    if not accepted:
+        return []
+    stmt = (
+        update(runs)
+        .where(runs.c.id == bindparam("b_id"))
+        .values(
+            status=bindparam("b_status"),
+            finished_at=bindparam("b_finished_at"),
+            result=bindparam("b_result", type_=runs.c.result.type),
+            error=bindparam("b_error"),
+            lease_until=None,
+            scheduled_at=func.coalesce(
+                bindparam("b_retry_at", type_=Timestamp), runs.c.scheduled_at
+            ),
         )
-        if (await conn.execute(stmt)).rowcount:
-            accepted.append(c.run_id)
-    return accepted
+    )
+    params = [
+        {"b_id": c.run_id, **{f"b_{k}": v for k, v in _completion_values(c).items()}}
+        for c in accepted
+    ]
+    await conn.execute(stmt, params)
+    return [c.run_id for c in accepted]
 
 
 _PG_COMPLETE = text(
