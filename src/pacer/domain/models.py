@@ -104,7 +104,7 @@ class PythonAction(Spec):
     """A registered function, named ``module:qualname``; it gets the run's parameters."""
 
     kind: Literal["python"] = "python"
-    function: str = Field(min_length=1, pattern=r"^[\w.]+:[\w.]+$")
+    function: str = Field(min_length=1, pattern=r"^[\w.]+:[\w.<>]+$")
 
 
 ActionSpec = Annotated[SqlAction | HttpAction | PythonAction, Field(discriminator="kind")]

@@ -50,16 +50,17 @@ class JobService:
         An unchanged schedule keeps its place (no fire is repeated or lost across restarts);
         a job paused at run time stays paused, since pausing is operational state.
         """
+        existing = {spec.name: await self.store.get_job_by_name(spec.name) for spec in specs}
         for spec in specs:
-            self.actions.validate(spec.action.model_dump(mode="json"))
-        return [await self._sync_one(spec, source) for spec in specs]
+            if existing[spec.name] is None:
+                self.validate(spec)  # a one-off already fired may be stale; a new one may not
+            else:
+                self.actions.validate(spec.action.model_dump(mode="json"))
+        return [await self._sync_one(spec, source, existing[spec.name]) for spec in specs]
 
-    async def _sync_one(self, spec: JobSpec, source: str) -> Job:
+    async def _sync_one(self, spec: JobSpec, source: str, existing: Job | None) -> Job:
         now = self.clock.now()
-        existing = await self.store.get_job_by_name(spec.name)
         if existing is None:
-            if spec.schedule is not None:
-                check_not_stale(spec.schedule, now, MAX_ONE_OFF_AGE)
             next_fire = first_fire(spec.schedule, now) if spec.schedule else None
             return await self.store.upsert_job(spec, source, next_fire, now)
         spec = spec.model_copy(update={"enabled": existing.spec.enabled})
