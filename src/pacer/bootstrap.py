@@ -15,6 +15,7 @@ from pacer.ports import Clock
 from pacer.services.clock import SystemClock
 from pacer.services.jobs import JobService
 from pacer.services.scheduler import Scheduler
+from pacer.services.tasks import TaskService
 from pacer.settings import Settings
 from pacer.stores.sqlalchemy import SqlStore
 from pacer.stores.sqlalchemy.dialects import NOTIFY_CHANNEL
@@ -36,6 +37,7 @@ class Container:
     clock: Clock
     jobs: JobService
     scheduler: Scheduler
+    tasks: TaskService
     wakeup: Wakeup = field(default_factory=Wakeup)
 
     def worker(self, name: str | None = None) -> Worker:
@@ -81,7 +83,8 @@ async def build(
     actions = ActionRegistry.default(targets, FUNCTIONS)
     scheduler = Scheduler(store, actions, clock)
     jobs = JobService(store, actions, clock, on_change=scheduler.changed.set)
-    container = Container(settings, store, targets, actions, clock, jobs, scheduler)
+    tasks = TaskService(store, actions, clock)
+    container = Container(settings, store, targets, actions, clock, jobs, scheduler, tasks)
     store.on_enqueued.append(container.wakeup.notify)
     try:
         if sync_jobs:

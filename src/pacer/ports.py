@@ -64,6 +64,8 @@ class RunFilter:
     query_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
+    #: Only ad-hoc tasks (runs of no job).
+    adhoc_only: bool = False
 
 
 class ActionCatalog(Protocol):

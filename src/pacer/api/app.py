@@ -1,22 +1,100 @@
-"""``create_app``: the ASGI application over a built container."""
+"""``create_app``: the ASGI application over the services it is given.
+
+The API may import only the domain, the ports and the services (import-linter), so it gets
+its collaborators as an ``ApiServices`` value built by the caller, never from bootstrap.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import pacer
-from pacer.ports import RunStore
+from pacer.api import errors
+from pacer.ports import ActionCatalog, Clock, RunStore
+from pacer.services.jobs import JobService
+from pacer.services.tasks import TaskService
+
+#: Request bodies larger than this are refused with 413 (a job spec is a few KiB).
+MAX_BODY_BYTES = 1024 * 1024
 
 
-def create_app(store: RunStore) -> FastAPI:
+@dataclass(frozen=True)
+class ApiServices:
+    """What the routers need; built from the container by ``pacer.cli``."""
+
+    store: RunStore
+    jobs: JobService
+    tasks: TaskService
+    actions: ActionCatalog
+    clock: Clock
+
+
+def services(request: Request) -> ApiServices:
+    """FastAPI dependency: the ``ApiServices`` this app was created with."""
+    found: ApiServices = request.app.state.services
+    return found
+
+
+class BodyLimit:
+    """Refuses bodies over ``limit`` bytes: at once by ``Content-Length``, else (chunked
+    uploads, a lying header) as soon as the bytes received pass the limit."""
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self._declared(scope) > self.limit:
+            response = errors.problem(413, self._detail(), instance=scope.get("path"))
+            await response(scope, receive, send)
+            return
+        await self.app(scope, self._counting(receive), send)
+
+    def _declared(self, scope: Scope) -> int:
+        for name, value in scope.get("headers", []):
+            if name == b"content-length":
+                return int(value) if value.isdigit() else 0
+        return 0
+
+    def _counting(self, receive: Receive) -> Receive:
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.limit:
+                raise StarletteHTTPException(413, self._detail())
+            return message
+
+        return counted
+
+    def _detail(self) -> str:
+        return f"the request body is larger than {self.limit} bytes"
+
+
+def create_app(api: ApiServices) -> FastAPI:
+    # Imported here: the routers import ``ApiServices`` and ``services`` from this module.
+    from pacer.api import jobs, runs, tasks
+
     app = FastAPI(title="Pacer", version=pacer.__version__)
+    app.state.services = api
+    errors.install(app)
+    app.add_middleware(BodyLimit)
+    for module in (jobs, runs, tasks):
+        app.include_router(module.router, prefix="/api/v1", responses=errors.PROBLEM_RESPONSES)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, Any]:
         """Liveness and store reachability: 200 when the store answers a query."""
-        due = await store.next_due_at()
+        due = await api.store.next_due_at()
         return {"status": "ok", "next_due_at": due.isoformat() if due else None}
 
     return app

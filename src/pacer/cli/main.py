@@ -11,6 +11,7 @@ from typing import Any
 import typer
 
 from pacer.cli import processes
+from pacer.cli.commands import jobs_app, runs_app, tasks_app
 from pacer.domain.errors import PacerError
 from pacer.settings import Settings
 
@@ -19,6 +20,9 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(runs_app, name="runs")
+app.add_typer(tasks_app, name="tasks")
 
 DatabaseUrl = typer.Option(
     None, "--database-url", envvar="PACER_DATABASE_URL", help="SQLAlchemy URL of the store."

@@ -494,6 +494,8 @@ def _filters(flt: RunFilter) -> list[Any]:
     clauses: list[Any] = []
     if flt.job_id is not None:
         clauses.append(runs.c.job_id == flt.job_id)
+    if flt.adhoc_only:
+        clauses.append(runs.c.job_id.is_(None))
     if flt.status:
         clauses.append(runs.c.status.in_([s.value for s in flt.status]))
     if flt.query_id is not None:

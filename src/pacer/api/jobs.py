@@ -1,0 +1,85 @@
+"""``/api/v1/jobs``: create, list, read, replace, delete, pause, resume and trigger jobs.
+
+A job is addressed by id or by name. Every change goes through ``JobService``, which validates
+the whole spec before writing and wakes the scheduler.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response, status
+
+from pacer.api.app import ApiServices, services
+from pacer.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode, encode, split
+from pacer.api.schemas import JobOut, RunOut
+from pacer.domain.errors import InvalidInput
+from pacer.domain.models import Job, JobSpec
+from pacer.ports import RunFilter
+
+router = APIRouter(prefix="/jobs", tags=["jobs"])
+Services = Annotated[ApiServices, Depends(services)]
+
+
+async def _out(api: ApiServices, job: Job) -> JobOut:
+    last = await api.store.list_runs(RunFilter(job_id=job.id), limit=1)
+    return JobOut.of(job, last[0] if last else None)
+
+
+@router.post("", status_code=status.HTTP_201_CREATED)
+async def create_job(spec: JobSpec, api: Services, response: Response) -> JobOut:
+    """Create a job; 409 when the name is taken. Nothing is written if any field is invalid."""
+    job = await api.jobs.create(spec, source="api")
+    response.headers["Location"] = f"/api/v1/jobs/{job.id}"
+    return await _out(api, job)
+
+
+@router.get("")
+async def list_jobs(
+    api: Services, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Page[JobOut]:
+    """Jobs by name. The store returns them all sorted; pages are cut here, on the name."""
+    after = decode(cursor, 1)[0] if cursor is not None else None
+    jobs = [job for job in await api.store.list_jobs() if after is None or job.name > after]
+    page, more = split(jobs, limit)
+    next_cursor = encode(page[-1].name) if more else None
+    return Page[JobOut](items=[await _out(api, job) for job in page], next_cursor=next_cursor)
+
+
+@router.get("/{job}")
+async def get_job(job: str, api: Services) -> JobOut:
+    """One job by id or name, with its last and next run."""
+    return await _out(api, await api.jobs.get(job))
+
+
+@router.put("/{job}")
+async def replace_job(job: str, spec: JobSpec, api: Services) -> JobOut:
+    """Replace the spec; the name cannot change (422). A changed schedule restarts from now."""
+    existing = await api.jobs.get(job)
+    if spec.name != existing.name:
+        raise InvalidInput("name", f"must stay {existing.name!r}; create a new job to rename")
+    return await _out(api, await api.jobs.update(existing.id, spec))
+
+
+@router.delete("/{job}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_job(job: str, api: Services) -> None:
+    """Delete the job and its queued runs; finished runs stay as history."""
+    await api.jobs.delete(job)
+
+
+@router.post("/{job}/pause")
+async def pause_job(job: str, api: Services) -> JobOut:
+    """Stop firing; a run already queued still runs."""
+    return await _out(api, await api.jobs.pause(job))
+
+
+@router.post("/{job}/resume")
+async def resume_job(job: str, api: Services) -> JobOut:
+    """Fire again from now; fires that fell in the pause are not owed."""
+    return await _out(api, await api.jobs.resume(job))
+
+
+@router.post("/{job}/trigger", status_code=status.HTTP_202_ACCEPTED)
+async def trigger_job(job: str, api: Services) -> RunOut:
+    """Queue a run now, outside the schedule (even when paused)."""
+    return RunOut.of(await api.jobs.trigger(job))

@@ -1,0 +1,73 @@
+"""``/api/v1/tasks``: ad-hoc runs of an action, with no job; idempotent by ``Idempotency-Key``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Response, status
+
+from pacer.api.app import ApiServices, services
+from pacer.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_time_key
+from pacer.api.runs import page_of
+from pacer.api.schemas import RunOut, TaskCreated, TaskIn
+from pacer.services.tasks import TaskRequest
+
+router = APIRouter(prefix="/tasks", tags=["tasks"])
+Services = Annotated[ApiServices, Depends(services)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=200,
+        description="A retried request with the same key returns the first task (200).",
+    ),
+]
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": TaskCreated, "description": "Already created with this key."}},
+)
+async def create_task(
+    body: TaskIn, api: Services, response: Response, idempotency_key: IdempotencyKey = None
+) -> TaskCreated:
+    """Queue one run of an action, now or at ``due_at``; answers at once."""
+    request = TaskRequest(
+        action=body.action.model_dump(mode="json"),
+        due_at=body.due_at,
+        parameters=body.parameters,
+        retry=body.retry,
+        timeout_s=body.timeout_s,
+        priority=body.priority,
+        idempotency_key=idempotency_key,
+    )
+    run, created = await api.tasks.submit(request)
+    location = f"/api/v1/tasks/{run.id}"
+    response.headers["Location"] = location
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return TaskCreated(
+        id=run.id, location=location, status=run.status, scheduled_at=run.scheduled_at
+    )
+
+
+@router.get("")
+async def list_tasks(
+    api: Services, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Page[RunOut]:
+    """Ad-hoc runs, newest first, keyset-paged like runs."""
+    runs = await api.tasks.list(limit + 1, decode_time_key(cursor))
+    return page_of(runs, limit)
+
+
+@router.get("/{task_id}")
+async def get_task(task_id: str, api: Services) -> RunOut:
+    """One task, with its result and error."""
+    return RunOut.of(await api.tasks.get(task_id))
+
+
+@router.post("/{task_id}/cancel")
+async def cancel_task(task_id: str, api: Services) -> RunOut:
+    """Cancel a task that has not finished; 409 once it has."""
+    return RunOut.of(await api.tasks.cancel(task_id))

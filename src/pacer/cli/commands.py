@@ -1,0 +1,216 @@
+"""``pacer jobs …``, ``pacer runs …``, ``pacer tasks add``: thin commands over the services."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import typer
+from pydantic import ValidationError
+
+from pacer.bootstrap import Container, build
+from pacer.cli.output import emit, emit_one, job_record, run_record
+from pacer.domain.errors import PacerError
+from pacer.domain.models import JobSpec, RunStatus
+from pacer.ports import RunFilter
+from pacer.services.tasks import TaskRequest
+from pacer.settings import Settings
+
+T = TypeVar("T")
+
+jobs_app = typer.Typer(
+    help="Jobs: list, show, add, pause, resume, trigger, delete.", no_args_is_help=True
+)
+runs_app = typer.Typer(help="Runs: list, show, retry, cancel.", no_args_is_help=True)
+tasks_app = typer.Typer(help="One-off tasks.", no_args_is_help=True)
+
+DatabaseUrl = typer.Option(
+    None, "--database-url", envvar="PACER_DATABASE_URL", help="SQLAlchemy URL of the store."
+)
+Config = typer.Option(Path("pacer.toml"), "--config", help="Configuration file (targets).")
+Json = typer.Option(False, "--json", help="Print JSON instead of a table.")
+RUN_COLUMNS = [
+    "id",
+    "job_id",
+    "status",
+    "attempt",
+    "scheduled_at",
+    "finished_at",
+    "query_id",
+    "error",
+]
+
+
+def _with(database_url: str | None, config: Path, use: Callable[[Container], Awaitable[T]]) -> T:
+    settings = Settings(config_file=config)
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+
+    async def go() -> T:
+        container = await build(settings.with_file(), sync_jobs=False)
+        try:
+            return await use(container)
+        finally:
+            await container.aclose()
+
+    try:
+        return asyncio.run(go())
+    except PacerError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@jobs_app.command("list")
+def jobs_list(
+    database_url: str | None = DatabaseUrl, config: Path = Config, as_json: bool = Json
+) -> None:
+    """All jobs with their schedule and next run."""
+    jobs = _with(database_url, config, lambda c: c.store.list_jobs())
+    columns = ["name", "enabled", "action", "schedule", "next_run", "id"]
+    emit([job_record(j) for j in jobs], columns, as_json, "jobs")
+
+
+@jobs_app.command("show")
+def jobs_show(
+    job: str, database_url: str | None = DatabaseUrl, config: Path = Config, as_json: bool = Json
+) -> None:
+    """One job (by id or name), with its full spec."""
+    found = _with(database_url, config, lambda c: c.jobs.get(job))
+    emit_one({**job_record(found), "spec": found.spec.model_dump(mode="json")}, as_json)
+
+
+@jobs_app.command("add")
+def jobs_add(
+    file: Path, database_url: str | None = DatabaseUrl, config: Path = Config, as_json: bool = Json
+) -> None:
+    """Add a job from a JSON, TOML or YAML file holding one job spec."""
+    from pacer.definitions import _read_declarations
+
+    try:
+        raw = (
+            json.loads(file.read_text()) if file.suffix == ".json" else _read_declarations(file)[0]
+        )
+        spec = JobSpec.model_validate(raw)
+    except (ValidationError, ValueError, PacerError) as exc:
+        typer.echo(f"error: {file}: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    created = _with(database_url, config, lambda c: c.jobs.create(spec, source="cli"))
+    emit_one(job_record(created), as_json)
+
+
+def _job_action(name: str, doc: str, call: Callable[[Container, str], Awaitable[Any]]) -> None:
+    def command(
+        job: str,
+        database_url: str | None = DatabaseUrl,
+        config: Path = Config,
+        as_json: bool = Json,
+    ) -> None:
+        result = _with(database_url, config, lambda c: call(c, job))
+        if result is None:
+            typer.echo(f"{name}: {job}")
+        elif hasattr(result, "spec"):
+            emit_one(job_record(result), as_json)
+        else:
+            emit_one(run_record(result), as_json)
+
+    command.__doc__ = doc
+    jobs_app.command(name)(command)
+
+
+_job_action("pause", "Stop scheduling a job (its history stays).", lambda c, j: c.jobs.pause(j))
+_job_action("resume", "Schedule a paused job again, from now.", lambda c, j: c.jobs.resume(j))
+_job_action("trigger", "Run a job now, outside its schedule.", lambda c, j: c.jobs.trigger(j))
+_job_action(
+    "delete",
+    "Delete a job and its queued runs (finished runs stay).",
+    lambda c, j: c.jobs.delete(j),
+)
+
+
+@runs_app.command("list")
+def runs_list(
+    job: str | None = typer.Option(None, help="Job id or name."),
+    status: list[RunStatus] | None = typer.Option(None, help="Repeatable."),
+    query_id: str | None = typer.Option(None, "--query-id"),
+    since: datetime | None = typer.Option(None),
+    limit: int = typer.Option(50, min=1, max=10_000),
+    database_url: str | None = DatabaseUrl,
+    config: Path = Config,
+    as_json: bool = Json,
+) -> None:
+    """The newest runs first, filtered."""
+
+    async def use(c: Container) -> list[Any]:
+        job_id = (await c.jobs.get(job)).id if job else None
+        flt = RunFilter(job_id=job_id, status=status or None, query_id=query_id, since=since)
+        return await c.store.list_runs(flt, limit)
+
+    runs = _with(database_url, config, use)
+    emit([run_record(r) for r in runs], RUN_COLUMNS, as_json, "runs")
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: str, database_url: str | None = DatabaseUrl, config: Path = Config, as_json: bool = Json
+) -> None:
+    """One run with its result and error."""
+
+    async def use(c: Container) -> Any:
+        run = await c.store.get_run(run_id)
+        if run is None:
+            from pacer.domain.errors import NotFound
+
+            raise NotFound("run", run_id)
+        return run
+
+    emit_one(run_record(_with(database_url, config, use)), as_json)
+
+
+@runs_app.command("retry")
+def runs_retry(
+    run_id: str, database_url: str | None = DatabaseUrl, config: Path = Config, as_json: bool = Json
+) -> None:
+    """Queue a finished run again, with a fresh allowance of attempts."""
+    emit_one(
+        run_record(_with(database_url, config, lambda c: c.store.retry_run(run_id, c.clock.now()))),
+        as_json,
+    )
+
+
+@runs_app.command("cancel")
+def runs_cancel(
+    run_id: str, database_url: str | None = DatabaseUrl, config: Path = Config, as_json: bool = Json
+) -> None:
+    """Cancel a queued or running run."""
+    emit_one(
+        run_record(
+            _with(database_url, config, lambda c: c.store.cancel_run(run_id, c.clock.now()))
+        ),
+        as_json,
+    )
+
+
+@tasks_app.command("add")
+def tasks_add(
+    action: str = typer.Argument(
+        ..., help='The action as JSON, e.g. \'{"kind": "http", "url": "…"}\''
+    ),
+    due: datetime | None = typer.Option(None, help="When to run (default: now)."),
+    idempotency_key: str | None = typer.Option(None, "--idempotency-key"),
+    database_url: str | None = DatabaseUrl,
+    config: Path = Config,
+    as_json: bool = Json,
+) -> None:
+    """Queue a one-off task."""
+    try:
+        spec = json.loads(action)
+    except ValueError as exc:
+        typer.echo(f"error: action: not valid JSON: {exc}", err=True)
+        raise typer.Exit(2) from exc
+    request = TaskRequest(action=spec, due_at=due, idempotency_key=idempotency_key)
+    run, _ = _with(database_url, config, lambda c: c.tasks.submit(request))
+    emit_one(run_record(run), as_json)

@@ -1,0 +1,75 @@
+"""Ad-hoc tasks: one run with no job, submitted once (idempotently) and tracked like any run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pacer.domain.errors import Conflict, InvalidInput, NotFound
+from pacer.domain.models import RetryPolicy, Run
+from pacer.domain.runs import adhoc_run
+from pacer.ports import ActionCatalog, Clock, RunFilter, RunStore
+
+#: A task due further back than this is a mistake (a wrong zone, a stale client), not a backlog.
+MAX_TASK_AGE = timedelta(hours=1)
+
+
+@dataclass(frozen=True)
+class TaskRequest:
+    """What a caller asks for; ``due_at`` None means now."""
+
+    action: dict[str, Any]
+    due_at: datetime | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    retry: RetryPolicy | None = None
+    timeout_s: float = 300.0
+    priority: int = 0
+    idempotency_key: str | None = None
+
+
+class TaskService:
+    def __init__(self, store: RunStore, actions: ActionCatalog, clock: Clock) -> None:
+        self.store, self.actions, self.clock = store, actions, clock
+
+    async def submit(self, request: TaskRequest) -> tuple[Run, bool]:
+        """Validate and enqueue; returns (run, created). A repeated idempotency key returns
+        the run created first and creates nothing."""
+        now = self.clock.now()
+        due = request.due_at or now
+        if due < now - MAX_TASK_AGE:
+            raise InvalidInput("due_at", f"{due.isoformat()} is more than {MAX_TASK_AGE} ago")
+        self.actions.validate(request.action)
+        run = adhoc_run(
+            request.action,
+            due,
+            now,
+            self.actions.query_id(request.action),
+            parameters=request.parameters,
+            retry=request.retry,
+            timeout_s=request.timeout_s,
+            priority=request.priority,
+            idempotency_key=request.idempotency_key,
+        )
+        if request.idempotency_key is None:
+            await self.store.enqueue([run])
+            return run, True
+        stored, created = await self.store.enqueue_idempotent(run)
+        if (stored.action, stored.parameters) != (run.action, run.parameters):
+            # As Stripe does: a reused key with another request is a client bug, not a retry.
+            raise Conflict("Idempotency-Key", "already used for a different task")
+        return stored, created
+
+    async def get(self, run_id: str) -> Run:
+        run = await self.store.get_run(run_id)
+        if run is None or run.job_id is not None:
+            raise NotFound("task", run_id)
+        return run
+
+    async def cancel(self, run_id: str) -> Run:
+        await self.get(run_id)
+        return await self.store.cancel_run(run_id, self.clock.now())
+
+    async def list(self, limit: int, after: tuple[datetime, str] | None = None) -> list[Run]:
+        """Newest first, keyset-paged like runs."""
+        return await self.store.list_runs(RunFilter(adhoc_only=True), limit, after)

@@ -1,0 +1,129 @@
+"""``/api/v1/tasks``: ad-hoc runs, idempotent creation, listing and cancelling."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import pytest
+from test_api_jobs import NOOP, PROBLEM, api_client, job_body
+
+from pacer.bootstrap import Container
+
+
+@pytest.fixture
+async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    async with api_client(container) as built:
+        yield built
+
+
+async def test_create_answers_at_once_with_location(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    """201 with id, location and status; the task reads back at that location."""
+    answer = await client.post("/api/v1/tasks", json={"action": NOOP, "parameters": {"a": 1}})
+    task = answer.json()
+    assert (201, "queued") == (answer.status_code, task["status"])
+    assert f"/api/v1/tasks/{task['id']}" == task["location"] == answer.headers["location"]
+    stored = (await client.get(task["location"])).json()
+    assert (task["id"], None, {"a": 1}) == (stored["id"], stored["job_id"], stored["parameters"])
+
+
+async def test_due_at_schedules_later(client: httpx.AsyncClient, container: Container) -> None:
+    """A task with ``due_at`` is scheduled then."""
+    due = (container.clock.now() + timedelta(hours=2)).replace(microsecond=0)
+    task = (
+        await client.post("/api/v1/tasks", json={"action": NOOP, "due_at": due.isoformat()})
+    ).json()
+    assert due.isoformat().replace("+00:00", "Z") == task["scheduled_at"]
+
+
+async def test_idempotency_key_returns_the_first_task(client: httpx.AsyncClient) -> None:
+    """The same Idempotency-Key answers 200 with the first task's id and creates nothing."""
+    headers = {"Idempotency-Key": "order-42"}
+    first = await client.post("/api/v1/tasks", json={"action": NOOP}, headers=headers)
+    again = await client.post("/api/v1/tasks", json={"action": NOOP}, headers=headers)
+    listed = (await client.get("/api/v1/tasks")).json()["items"]
+    assert (201, 200) == (first.status_code, again.status_code)
+    assert first.json()["id"] == again.json()["id"]
+    assert [first.json()["id"]] == [task["id"] for task in listed]
+
+
+async def test_different_keys_make_different_tasks(client: httpx.AsyncClient) -> None:
+    """Distinct keys (or none) each create a task."""
+    for key in ("a", "b"):
+        await client.post("/api/v1/tasks", json={"action": NOOP}, headers={"Idempotency-Key": key})
+    await client.post("/api/v1/tasks", json={"action": NOOP})
+    assert 3 == len((await client.get("/api/v1/tasks")).json()["items"])
+
+
+async def test_list_shows_tasks_only_and_pages(client: httpx.AsyncClient) -> None:
+    """Runs of jobs are not tasks; tasks page newest first without repeats."""
+    await client.post("/api/v1/jobs", json=job_body())
+    await client.post("/api/v1/jobs/nightly/trigger")
+    created = [
+        (await client.post("/api/v1/tasks", json={"action": NOOP})).json()["id"] for _ in range(3)
+    ]
+    first = (await client.get("/api/v1/tasks", params={"limit": 2})).json()
+    second = (
+        await client.get("/api/v1/tasks", params={"limit": 2, "cursor": first["next_cursor"]})
+    ).json()
+    ids = [t["id"] for t in first["items"] + second["items"]]
+    assert (sorted(created), None) == (sorted(ids), second["next_cursor"])
+    assert len(ids) == len(set(ids))
+
+
+async def test_cancel_a_task(client: httpx.AsyncClient) -> None:
+    """Cancel answers the cancelled task; cancelling again is 409."""
+    task = (await client.post("/api/v1/tasks", json={"action": NOOP})).json()
+    cancelled = await client.post(f"/api/v1/tasks/{task['id']}/cancel")
+    again = await client.post(f"/api/v1/tasks/{task['id']}/cancel")
+    assert ("cancelled", 409) == (cancelled.json()["status"], again.status_code)
+
+
+async def test_a_job_run_is_not_a_task(client: httpx.AsyncClient) -> None:
+    """A job's run is not found under /tasks."""
+    await client.post("/api/v1/jobs", json=job_body())
+    run = (await client.post("/api/v1/jobs/nightly/trigger")).json()
+    assert 404 == (await client.get(f"/api/v1/tasks/{run['id']}")).status_code
+    assert 404 == (await client.post(f"/api/v1/tasks/{run['id']}/cancel")).status_code
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"action": {"kind": "carrier-pigeon"}}, "action"),
+        ({"action": {"kind": "http", "url": "ftp://x"}}, "action.url"),
+        (
+            {"action": {"kind": "sql", "target": "nowhere", "statement": "SELECT 1"}},
+            "action.target",
+        ),
+        ({"action": NOOP, "due_at": "2020-01-01T00:00:00Z"}, "due_at"),
+        ({"action": NOOP, "due_at": "2030-01-01T00:00:00"}, "due_at"),
+        ({"action": NOOP, "priority": 5000}, "priority"),
+        ({"action": NOOP, "surprise": 1}, "surprise"),
+        ({}, "action"),
+    ],
+)
+async def test_invalid_task_is_422_naming_the_field(
+    client: httpx.AsyncClient, body: dict[str, Any], field: str
+) -> None:
+    """A bad action, an old or naive ``due_at``, or an unknown key: 422, nothing queued."""
+    answer = await client.post("/api/v1/tasks", json=body)
+    assert (422, PROBLEM) == (answer.status_code, answer.headers["content-type"])
+    assert field in [e["field"] for e in answer.json()["errors"]]
+    assert [] == (await client.get("/api/v1/tasks")).json()["items"]
+
+
+async def test_idempotency_key_reused_for_another_task_is_409(client: httpx.AsyncClient) -> None:
+    """A key already used for a different action or parameters is a 409, not the old task."""
+    headers = {"Idempotency-Key": "order-43"}
+    await client.post("/api/v1/tasks", json={"action": NOOP}, headers=headers)
+    other = {"action": NOOP, "parameters": {"x": 1}}
+    answer = await client.post("/api/v1/tasks", json=other, headers=headers)
+    assert (409, ["Idempotency-Key"]) == (
+        answer.status_code,
+        [e["field"] for e in answer.json()["errors"]],
+    )

@@ -1,0 +1,66 @@
+"""The ``pacer`` CLI over the same services: jobs, runs, tasks, with tables and ``--json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from pacer.cli.main import app
+
+runner = CliRunner()
+
+
+def _pacer(url: str, *args: str) -> str:
+    result = runner.invoke(app, [*args, "--database-url", url, "--config", "/nonexistent.toml"])
+    assert 0 == result.exit_code, result.output
+    return result.output
+
+
+def test_jobs_add_list_pause_trigger_and_runs(tmp_path: Path, database_url: str) -> None:
+    """Add a job from a file, see it listed, pause it, trigger it, and find its run."""
+    url = database_url.replace("+aiosqlite", "")
+    spec = tmp_path / "job.toml"
+    spec.write_text(
+        'name = "cli-job"\nschedule = { cron = "0 13 * * *", tz = "Europe/Amsterdam" }\n'
+        'action = { kind = "python", function = "pacer.testing:noop" }\n'
+    )
+    assert "cli-job" in _pacer(url, "jobs", "add", str(spec))
+    listed = json.loads(_pacer(url, "jobs", "list", "--json"))
+    assert ["cli-job"] == [job["name"] for job in listed]
+    assert json.loads(_pacer(url, "jobs", "pause", "cli-job", "--json"))["enabled"] is False
+    triggered = json.loads(_pacer(url, "jobs", "trigger", "cli-job", "--json"))
+    runs = json.loads(_pacer(url, "runs", "list", "--job", "cli-job", "--json"))
+    assert [triggered["id"]] == [run["id"] for run in runs]
+    assert "queued" == json.loads(_pacer(url, "runs", "show", triggered["id"], "--json"))["status"]
+    assert (
+        "cancelled"
+        == json.loads(_pacer(url, "runs", "cancel", triggered["id"], "--json"))["status"]
+    )
+
+
+def test_tasks_add_and_bad_input(database_url: str) -> None:
+    """``tasks add`` queues a task; a bad action is refused with the field named, exit code 2."""
+    url = database_url
+    action = json.dumps({"kind": "http", "url": "http://127.0.0.1:9/hook"})
+    task = json.loads(_pacer(url, "tasks", "add", action, "--json"))
+    assert (None, "queued") == (task["job_id"], task["status"])
+    bad = runner.invoke(
+        app,
+        [
+            "tasks",
+            "add",
+            '{"kind": "http", "url": "ftp://x"}',
+            "--database-url",
+            url,
+            "--config",
+            "/x.toml",
+        ],
+    )
+    assert 2 == bad.exit_code
+    assert "action.url" in bad.output
+    missing = runner.invoke(
+        app, ["runs", "show", "nope", "--database-url", url, "--config", "/x.toml"]
+    )
+    assert (2, True) == (missing.exit_code, "not found" in missing.output)
