@@ -80,3 +80,15 @@ def receiver() -> Iterator[Any]:
     running_receiver = start_receiver()
     yield running_receiver
     running_receiver.close()
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Any]:
+    """A migrated, empty store on each backend."""
+    from pacer.stores.sqlalchemy import SqlStore
+    from pacer.stores.sqlalchemy.migrate import upgrade
+
+    upgrade(database_url)
+    opened = SqlStore(database_url)
+    yield opened
+    await opened.close()

@@ -6,7 +6,7 @@ import asyncio
 import itertools
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -21,14 +21,6 @@ from pacer.stores.sqlalchemy.migrate import upgrade
 from support import eventually
 
 Spawn = Callable[..., subprocess.Popen[bytes]]
-
-
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[SqlStore]:
-    upgrade(database_url)
-    opened = SqlStore(database_url)
-    yield opened
-    await opened.close()
 
 
 async def test_sigkilled_worker_run_is_retried_with_the_same_idempotency_key(
