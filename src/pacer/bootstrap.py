@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from pacer.actions.registry import ActionRegistry
 from pacer.actions.targets import Targets
+from pacer.api.app import ApiServices
 from pacer.definitions import DECLARED, FUNCTIONS, load_jobs_dir
 from pacer.ports import Clock
 from pacer.services.clock import SystemClock
@@ -52,6 +53,10 @@ class Container:
             as_of=s.as_of,
         )
         return Worker(self.store, self.actions, self.clock, self.wakeup, options, name=name)
+
+    def api_services(self) -> ApiServices:
+        """What the HTTP API is given: it never sees this container or a concrete class."""
+        return ApiServices(self.store, self.jobs, self.tasks, self.actions, self.clock)
 
     async def listen(self, stop: asyncio.Event) -> None:
         """Relay cross-process wake-ups (PostgreSQL only; SQLite is one process)."""

@@ -8,9 +8,8 @@ import httpx
 import pytest
 from test_api_jobs import NOOP, PROBLEM, api_client
 
-from pacer.api.app import MAX_BODY_BYTES, ApiServices, create_app
+from pacer.api.app import MAX_BODY_BYTES, create_app
 from pacer.bootstrap import Container
-from pacer.services.tasks import TaskService
 
 
 @pytest.fixture
@@ -91,11 +90,7 @@ async def test_wrong_method_is_405_problem(client: httpx.AsyncClient) -> None:
 
 async def test_unexpected_exception_is_500_without_internals(container: Container) -> None:
     """A bug answers a bare 500 problem; the exception's text is not sent."""
-    tasks = TaskService(container.store, container.actions, container.clock)
-    services = ApiServices(
-        container.store, container.jobs, tasks, container.actions, container.clock
-    )
-    app = create_app(services)
+    app = create_app(container.api_services())
 
     async def boom() -> None:
         raise RuntimeError("secret internals")

@@ -10,9 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from pacer.api.app import ApiServices, create_app
+from pacer.api.app import create_app
 from pacer.bootstrap import Container, running
-from pacer.services.tasks import TaskService
 from support import fast_settings
 
 NOOP = {"kind": "python", "function": "pacer.testing:noop"}
@@ -26,11 +25,7 @@ def job_body(name: str = "nightly", **changes: Any) -> dict[str, Any]:
 @contextlib.asynccontextmanager
 async def api_client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to ``create_app`` over the container's real services."""
-    tasks = TaskService(container.store, container.actions, container.clock)
-    services = ApiServices(
-        container.store, container.jobs, tasks, container.actions, container.clock
-    )
-    transport = httpx.ASGITransport(app=create_app(services))
+    transport = httpx.ASGITransport(app=create_app(container.api_services()))
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client
 

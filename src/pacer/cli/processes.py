@@ -11,7 +11,7 @@ from typing import Any
 
 import uvicorn
 
-from pacer.api.app import ApiServices, create_app
+from pacer.api.app import create_app
 from pacer.bootstrap import Container, running
 from pacer.settings import Settings
 
@@ -37,11 +37,12 @@ Role = Callable[[Container, asyncio.Event], Coroutine[Any, Any, None]]
 
 async def _serve(container: Container, stop: asyncio.Event) -> None:
     s = container.settings
-    api = ApiServices(
-        container.store, container.jobs, container.tasks, container.actions, container.clock
-    )
     config = uvicorn.Config(
-        create_app(api), host=s.host, port=s.port, log_level="warning", lifespan="off"
+        create_app(container.api_services()),
+        host=s.host,
+        port=s.port,
+        log_level="warning",
+        lifespan="off",
     )
     server = _Server(config)
     serving = asyncio.create_task(server.serve())
