@@ -32,6 +32,16 @@ class Settings(BaseSettings):
     grace_s: float = Field(default=30.0, ge=0)
     as_of: date | None = None
     log_level: str = "INFO"
+    #: A first admin token, created (hashed) at start if the store does not hold it yet.
+    admin_token: str | None = None
+    #: Where other processes reach this server's API; sinks given as a path ("/result") are
+    #: resolved against it. Defaults to http://host:port.
+    public_url: str | None = None
+
+    def base_url(self) -> str:
+        """The API's own base URL, without a trailing slash."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return (self.public_url or f"http://{host}:{self.port}").rstrip("/")
 
     def with_file(self) -> Settings:
         """Merge ``pacer.toml`` (if present) under the environment's values."""

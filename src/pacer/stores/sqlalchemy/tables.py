@@ -89,3 +89,29 @@ Index(
     runs.c.scheduled_at,
     postgresql_where=text("status IN ('queued', 'retrying')"),
 ).ddl_if(dialect="postgresql")
+
+# API tokens: only a SHA-256 of each token is kept. Tokens are 256 random bits, so a slow
+# password hash (argon2, bcrypt) would add latency to every request and no protection.
+tokens = Table(
+    "pacer_tokens",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("scope", String(10), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("prefix", String(16), nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("last_used_at", Timestamp, nullable=True),
+    Column("revoked_at", Timestamp, nullable=True),
+)
+
+# Bodies received by ``POST /result``, in arrival order. A sender's ``Idempotency-Key`` is kept
+# unique, so a retried delivery (the sink re-posts after a lost answer) is stored once.
+results = Table(
+    "pacer_results",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("body", Json, nullable=False),
+    Column("received_at", Timestamp, nullable=False),
+    Column("idempotency_key", String(200), nullable=True, unique=True),
+)
