@@ -19,7 +19,7 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 
 ## The first command: install, then run the all-in-one server with the demo on SQLite.
 up: $(VENV)/.installed
-	cd examples && ../$(BIN)/pacer up --jobs-dir jobs
+	cd examples && ../$(BIN)/pacer demo init && ../$(BIN)/pacer up --jobs-dir jobs
 
 ## The second command: install the test tools, start PostgreSQL if needed, lint and test.
 test: $(VENV)/.installed-test
@@ -40,4 +40,4 @@ bench-throughput: $(VENV)/.installed-test
 	$(BIN)/python bench/throughput.py
 
 clean:
-	rm -rf $(VENV) examples/pacer.db* examples/data
+	rm -rf $(VENV) examples/pacer.db* examples/data examples/admin-token

@@ -12,15 +12,20 @@ from pacer.actions.registry import ActionRegistry
 from pacer.actions.targets import Targets
 from pacer.api.app import ApiServices
 from pacer.definitions import DECLARED, FUNCTIONS, load_jobs_dir
+from pacer.domain.tokens import Scope
 from pacer.ports import Clock
 from pacer.services.clock import SystemClock
 from pacer.services.jobs import JobService
+from pacer.services.results import ResultService
 from pacer.services.scheduler import Scheduler
 from pacer.services.tasks import TaskService
+from pacer.services.tokens import TokenService
 from pacer.settings import Settings
 from pacer.stores.sqlalchemy import SqlStore
 from pacer.stores.sqlalchemy.dialects import NOTIFY_CHANNEL
 from pacer.stores.sqlalchemy.migrate import upgrade
+from pacer.stores.sqlalchemy.results import SqlResultStore
+from pacer.stores.sqlalchemy.tokens import SqlTokenStore
 from pacer.worker.runner import Worker, WorkerOptions
 from pacer.worker.wakeup import Wakeup, listen_postgresql
 
@@ -39,6 +44,8 @@ class Container:
     jobs: JobService
     scheduler: Scheduler
     tasks: TaskService
+    tokens: TokenService
+    results: ResultService
     wakeup: Wakeup = field(default_factory=Wakeup)
 
     def worker(self, name: str | None = None) -> Worker:
@@ -56,7 +63,15 @@ class Container:
 
     def api_services(self) -> ApiServices:
         """What the HTTP API is given: it never sees this container or a concrete class."""
-        return ApiServices(self.store, self.jobs, self.tasks, self.actions, self.clock)
+        return ApiServices(
+            self.store,
+            self.jobs,
+            self.tasks,
+            self.actions,
+            self.clock,
+            tokens=self.tokens,
+            results=self.results,
+        )
 
     async def listen(self, stop: asyncio.Event) -> None:
         """Relay cross-process wake-ups (PostgreSQL only; SQLite is one process)."""
@@ -89,15 +104,35 @@ async def build(
     scheduler = Scheduler(store, actions, clock)
     jobs = JobService(store, actions, clock, on_change=scheduler.changed.set)
     tasks = TaskService(store, actions, clock)
-    container = Container(settings, store, targets, actions, clock, jobs, scheduler, tasks)
+    tokens = TokenService(SqlTokenStore(store.engine), clock)
+    results = ResultService(SqlResultStore(store.engine, store.dialect), clock)
+    container = Container(
+        settings, store, targets, actions, clock, jobs, scheduler, tasks, tokens, results
+    )
     store.on_enqueued.append(container.wakeup.notify)
     try:
-        if sync_jobs:
+        if sync_jobs:  # server roles; one-shot CLI commands leave definitions and tokens be
             await jobs.sync(specs, source="definitions")
+            await _first_tokens(settings, tokens)
     except BaseException:
         await container.aclose()
         raise
     return container
+
+
+async def _first_tokens(settings: Settings, tokens: TokenService) -> None:
+    """``PACER_ADMIN_TOKEN`` becomes a live admin token; with no token at all and an
+    ``admin_token_file`` configured, one is made and written there for the user to read."""
+    if settings.admin_token:
+        await tokens.ensure("admin (PACER_ADMIN_TOKEN)", Scope.ADMIN, settings.admin_token)
+    path = settings.admin_token_file
+    if path is None or await tokens.list():
+        return
+    _, secret = await tokens.create("admin (first start)", Scope.ADMIN)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(secret + "\n")
+    log.warning("created an admin API token; it is in %s", path.resolve())
 
 
 @contextlib.asynccontextmanager

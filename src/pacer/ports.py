@@ -12,8 +12,20 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from pacer.domain.models import Completion, Job, JobSpec, Run, RunStatus
+from pacer.domain.tokens import Token
 
-__all__ = ["Action", "ActionCatalog", "Clock", "Completion", "RunContext", "RunFilter", "RunStore"]
+__all__ = [
+    "Action",
+    "ActionCatalog",
+    "Clock",
+    "Completion",
+    "ReceivedResult",
+    "ResultStore",
+    "RunContext",
+    "RunFilter",
+    "RunStore",
+    "TokenStore",
+]
 
 
 class Clock(Protocol):
@@ -144,3 +156,37 @@ class RunStore(Protocol):
     async def cancel_run(self, run_id: str, now: datetime) -> Run: ...
 
     async def retry_run(self, run_id: str, now: datetime) -> Run: ...
+
+
+class TokenStore(Protocol):
+    """API tokens, kept as hashes."""
+
+    async def add_token(self, token: Token, token_hash: str) -> None: ...
+
+    async def find_token(self, token_hash: str) -> Token | None: ...
+
+    async def list_tokens(self) -> list[Token]: ...
+
+    async def revoke_token(self, token_id: str, now: datetime) -> Token: ...
+
+    async def touch_token(self, token_id: str, now: datetime) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReceivedResult:
+    id: int
+    body: Any
+    received_at: datetime
+    idempotency_key: str | None = None
+
+
+class ResultStore(Protocol):
+    """Bodies received by ``POST /result``, in arrival order."""
+
+    async def add_result(
+        self, body: Any, received_at: datetime, idempotency_key: str | None
+    ) -> tuple[ReceivedResult, bool]: ...
+
+    async def list_results(
+        self, limit: int | None, after_id: int | None
+    ) -> list[ReceivedResult]: ...

@@ -34,6 +34,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     #: A first admin token, created (hashed) at start if the store does not hold it yet.
     admin_token: str | None = None
+    #: On a first start with no token at all, an admin token is made and written here (mode
+    #: 0600), so the demo's user has one without reading the logs.
+    admin_token_file: Path | None = None
     #: Where other processes reach this server's API; sinks given as a path ("/result") are
     #: resolved against it. Defaults to http://host:port.
     public_url: str | None = None
@@ -51,8 +54,11 @@ class Settings(BaseSettings):
         targets = {**data.get("targets", {}), **self.targets}
         base = self.config_file.parent
         targets = {name: _relative_sqlite(url, base) for name, url in targets.items()}
+        section = dict(data.get("pacer", {}))
+        if "admin_token_file" in section:
+            section["admin_token_file"] = str(base / section["admin_token_file"])
         merged = {
-            **data.get("pacer", {}),
+            **section,
             **self.model_dump(exclude_unset=True),
             "targets": targets,
         }

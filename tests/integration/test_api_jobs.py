@@ -12,6 +12,7 @@ import pytest
 
 from pacer.api.app import create_app
 from pacer.bootstrap import Container, running
+from pacer.domain.tokens import Scope
 from support import fast_settings
 
 NOOP = {"kind": "python", "function": "pacer.testing:noop"}
@@ -23,10 +24,19 @@ def job_body(name: str = "nightly", **changes: Any) -> dict[str, Any]:
 
 
 @contextlib.asynccontextmanager
-async def api_client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to ``create_app`` over the container's real services."""
+async def api_client(
+    container: Container, scope: Scope | None = Scope.ADMIN
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to ``create_app`` over the container's real services, carrying
+    a fresh token of ``scope`` (none when ``scope`` is None)."""
+    headers = {}
+    if scope is not None:
+        _, secret = await container.tokens.create(f"test-{scope}", scope)
+        headers["Authorization"] = f"Bearer {secret}"
     transport = httpx.ASGITransport(app=create_app(container.api_services()))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://test", headers=headers
+    ) as client:
         yield client
 
 

@@ -64,3 +64,21 @@ def test_tasks_add_and_bad_input(database_url: str) -> None:
         app, ["runs", "show", "nope", "--database-url", url, "--config", "/x.toml"]
     )
     assert (2, True) == (missing.exit_code, "not found" in missing.output)
+
+
+def test_tokens_create_list_revoke(tmp_path: Path, database_url: str) -> None:
+    """A created token's secret is printed once, listed without it, and revocable."""
+    url = database_url.replace("+aiosqlite", "")
+    created = json.loads(
+        _pacer(url, "tokens", "create", "--scope", "write", "--name", "ci", "--json")
+    )
+    assert created["secret"].startswith("pacer_")
+    listed = _pacer(url, "tokens", "list", "--json")
+    assert created["secret"] not in listed
+    assert [("ci", "write")] == [(t["name"], t["scope"]) for t in json.loads(listed)]
+    revoked = json.loads(_pacer(url, "tokens", "revoke", created["id"], "--json"))
+    assert revoked["revoked_at"] is not None
+    plain = runner.invoke(
+        app, ["tokens", "create", "--scope", "read", "--database-url", url, "--config", "/x.toml"]
+    )
+    assert plain.stdout.strip().startswith("pacer_")

@@ -17,7 +17,9 @@ import pacer
 from pacer.api import errors
 from pacer.ports import ActionCatalog, Clock, RunStore
 from pacer.services.jobs import JobService
+from pacer.services.results import ResultService
 from pacer.services.tasks import TaskService
+from pacer.services.tokens import TokenService
 
 #: Request bodies larger than this are refused with 413 (a job spec is a few KiB).
 MAX_BODY_BYTES = 1024 * 1024
@@ -32,6 +34,8 @@ class ApiServices:
     tasks: TaskService
     actions: ActionCatalog
     clock: Clock
+    tokens: TokenService
+    results: ResultService
 
 
 def services(request: Request) -> ApiServices:
@@ -82,14 +86,21 @@ class BodyLimit:
 
 def create_app(api: ApiServices) -> FastAPI:
     # Imported here: the routers import ``ApiServices`` and ``services`` from this module.
-    from pacer.api import jobs, runs, tasks
+    from pacer.api import jobs, results, runs, tasks
+    from pacer.api.auth import READ
 
     app = FastAPI(title="Pacer", version=pacer.__version__)
     app.state.services = api
     errors.install(app)
     app.add_middleware(BodyLimit)
-    for module in (jobs, runs, tasks):
-        app.include_router(module.router, prefix="/api/v1", responses=errors.PROBLEM_RESPONSES)
+    for module in (jobs, runs, tasks, results):
+        app.include_router(
+            module.router,
+            prefix="/api/v1",
+            responses=errors.PROBLEM_RESPONSES,
+            dependencies=READ,
+        )
+    app.include_router(results.contract, responses=errors.PROBLEM_RESPONSES)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, Any]:

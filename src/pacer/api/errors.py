@@ -18,7 +18,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from pacer.api.schemas import FieldError, Problem
-from pacer.domain.errors import Conflict, InvalidInput, NotFound, PacerError
+from pacer.domain.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PacerError,
+    Unauthorized,
+)
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +34,8 @@ _TYPES = {
     422: "urn:pacer:problem:invalid-input",
     404: "urn:pacer:problem:not-found",
     409: "urn:pacer:problem:conflict",
+    401: "urn:pacer:problem:unauthorized",
+    403: "urn:pacer:problem:forbidden",
 }
 
 #: Discriminator tags of ``ActionSpec``, which pydantic puts into error locations.
@@ -39,7 +48,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         "content": {MEDIA_TYPE: {}},
         "description": HTTPStatus(status).phrase,
     }
-    for status in (404, 409, 413, 422)
+    for status in (401, 403, 404, 409, 413, 422)
 }
 
 
@@ -71,15 +80,25 @@ def _status_of(exc: PacerError) -> int:
         return 404
     if isinstance(exc, Conflict):
         return 409
+    if isinstance(exc, Unauthorized):
+        return 401
+    if isinstance(exc, Forbidden):
+        return 403
     return 400
 
 
 async def _pacer_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, PacerError)
     errors = []
+    headers: dict[str, str] = {}
     if isinstance(exc, InvalidInput | Conflict):
         errors = [FieldError(field=exc.field, reason=exc.reason)]
-    return problem(_status_of(exc), str(exc), errors, instance=request.url.path)
+    elif isinstance(exc, Unauthorized | Forbidden):
+        errors = [FieldError(field="Authorization", reason=str(exc))]
+        if isinstance(exc, Unauthorized):
+            headers["WWW-Authenticate"] = 'Bearer realm="pacer"'
+    status = _status_of(exc)
+    return problem(status, str(exc), errors, instance=request.url.path, headers=headers)
 
 
 def _field(loc: Sequence[int | str]) -> str:

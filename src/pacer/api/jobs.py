@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 
 from pacer.api.app import ApiServices, services
+from pacer.api.auth import WRITE, Principal, require_admin_for_sql
 from pacer.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode, encode, split
 from pacer.api.schemas import JobOut, RunOut
 from pacer.domain.errors import InvalidInput
@@ -26,9 +27,11 @@ async def _out(api: ApiServices, job: Job) -> JobOut:
     return JobOut.of(job, last[0] if last else None)
 
 
-@router.post("", status_code=status.HTTP_201_CREATED)
-async def create_job(spec: JobSpec, api: Services, response: Response) -> JobOut:
-    """Create a job; 409 when the name is taken. Nothing is written if any field is invalid."""
+@router.post("", status_code=status.HTTP_201_CREATED, dependencies=WRITE)
+async def create_job(spec: JobSpec, api: Services, response: Response, caller: Principal) -> JobOut:
+    """Create a job; 409 when the name is taken. Nothing is written if any field is invalid.
+    A raw ``sql`` action needs an admin token."""
+    require_admin_for_sql(caller, spec.action)
     job = await api.jobs.create(spec, source="api")
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
     return await _out(api, job)
@@ -52,34 +55,35 @@ async def get_job(job: str, api: Services) -> JobOut:
     return await _out(api, await api.jobs.get(job))
 
 
-@router.put("/{job}")
-async def replace_job(job: str, spec: JobSpec, api: Services) -> JobOut:
+@router.put("/{job}", dependencies=WRITE)
+async def replace_job(job: str, spec: JobSpec, api: Services, caller: Principal) -> JobOut:
     """Replace the spec; the name cannot change (422). A changed schedule restarts from now."""
+    require_admin_for_sql(caller, spec.action)
     existing = await api.jobs.get(job)
     if spec.name != existing.name:
         raise InvalidInput("name", f"must stay {existing.name!r}; create a new job to rename")
     return await _out(api, await api.jobs.update(existing.id, spec))
 
 
-@router.delete("/{job}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/{job}", status_code=status.HTTP_204_NO_CONTENT, dependencies=WRITE)
 async def delete_job(job: str, api: Services) -> None:
     """Delete the job and its queued runs; finished runs stay as history."""
     await api.jobs.delete(job)
 
 
-@router.post("/{job}/pause")
+@router.post("/{job}/pause", dependencies=WRITE)
 async def pause_job(job: str, api: Services) -> JobOut:
     """Stop firing; a run already queued still runs."""
     return await _out(api, await api.jobs.pause(job))
 
 
-@router.post("/{job}/resume")
+@router.post("/{job}/resume", dependencies=WRITE)
 async def resume_job(job: str, api: Services) -> JobOut:
     """Fire again from now; fires that fell in the pause are not owed."""
     return await _out(api, await api.jobs.resume(job))
 
 
-@router.post("/{job}/trigger", status_code=status.HTTP_202_ACCEPTED)
+@router.post("/{job}/trigger", status_code=status.HTTP_202_ACCEPTED, dependencies=WRITE)
 async def trigger_job(job: str, api: Services) -> RunOut:
     """Queue a run now, outside the schedule (even when paused)."""
     return RunOut.of(await api.jobs.trigger(job))

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import AwareDatetime
 
 from pacer.api.app import ApiServices, services
+from pacer.api.auth import WRITE
 from pacer.api.pagination import (
     DEFAULT_LIMIT,
     Cursor,
@@ -75,13 +76,13 @@ async def get_run(run_id: str, api: Services) -> RunOut:
     return RunOut.of(await _run(api, run_id))
 
 
-@router.post("/{run_id}/retry")
+@router.post("/{run_id}/retry", dependencies=WRITE)
 async def retry_run(run_id: str, api: Services) -> RunOut:
     """Queue a finished run again, with a fresh allowance of attempts; 409 if not finished."""
     return RunOut.of(await api.store.retry_run(run_id, api.clock.now()))
 
 
-@router.post("/{run_id}/cancel")
+@router.post("/{run_id}/cancel", dependencies=WRITE)
 async def cancel_run(run_id: str, api: Services) -> RunOut:
     """Cancel a queued, retrying or running run; 409 once it has finished."""
     return RunOut.of(await api.store.cancel_run(run_id, api.clock.now()))

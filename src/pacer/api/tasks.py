@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Response, status
 
 from pacer.api.app import ApiServices, services
+from pacer.api.auth import WRITE, Principal, require_admin_for_sql
 from pacer.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_time_key
 from pacer.api.runs import page_of
 from pacer.api.schemas import RunOut, TaskCreated, TaskIn
@@ -27,12 +28,19 @@ IdempotencyKey = Annotated[
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
+    dependencies=WRITE,
     responses={200: {"model": TaskCreated, "description": "Already created with this key."}},
 )
 async def create_task(
-    body: TaskIn, api: Services, response: Response, idempotency_key: IdempotencyKey = None
+    body: TaskIn,
+    api: Services,
+    response: Response,
+    caller: Principal,
+    idempotency_key: IdempotencyKey = None,
 ) -> TaskCreated:
-    """Queue one run of an action, now or at ``due_at``; answers at once."""
+    """Queue one run of an action, now or at ``due_at``; answers at once. A raw ``sql``
+    action needs an admin token."""
+    require_admin_for_sql(caller, body.action)
     request = TaskRequest(
         action=body.action.model_dump(mode="json"),
         due_at=body.due_at,
@@ -67,7 +75,7 @@ async def get_task(task_id: str, api: Services) -> RunOut:
     return RunOut.of(await api.tasks.get(task_id))
 
 
-@router.post("/{task_id}/cancel")
+@router.post("/{task_id}/cancel", dependencies=WRITE)
 async def cancel_task(task_id: str, api: Services) -> RunOut:
     """Cancel a task that has not finished; 409 once it has."""
     return RunOut.of(await api.tasks.cancel(task_id))

@@ -12,6 +12,7 @@ import typer
 
 from pacer.cli import processes
 from pacer.cli.commands import jobs_app, runs_app, tasks_app
+from pacer.cli.tokens import tokens_app
 from pacer.domain.errors import PacerError
 from pacer.settings import Settings
 
@@ -20,9 +21,12 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+demo_app = typer.Typer(help="The demo's data set.", no_args_is_help=True)
+app.add_typer(demo_app, name="demo")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(runs_app, name="runs")
 app.add_typer(tasks_app, name="tasks")
+app.add_typer(tokens_app, name="tokens")
 
 DatabaseUrl = typer.Option(
     None, "--database-url", envvar="PACER_DATABASE_URL", help="SQLAlchemy URL of the store."
@@ -108,6 +112,18 @@ def db_upgrade(database_url: str | None = DatabaseUrl, config: Path = Config) ->
     settings = settings_from(database_url, None, config)
     upgrade(settings.database_url)
     typer.echo("schema is up to date")
+
+
+@demo_app.command("init")
+def demo_init(
+    path: Path = typer.Argument(Path("data/registrations.db"), help="SQLite file to write."),
+) -> None:
+    """Write the registration data set (1,002 rows up to 2022-12-22) unless it is there."""
+    from pacer.demo import ROWS, write_registrations
+
+    written = write_registrations(path)
+    state = "written" if written else "already there"
+    typer.echo(f"{path}: registration data set ({ROWS} rows) {state}")
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -38,6 +38,20 @@ class Conflict(PacerError):
         self.reason = reason
 
 
+class Unauthorized(PacerError):
+    """No credentials, or credentials that match no live token."""
+
+
+class Forbidden(PacerError):
+    """A valid token whose scope is too small for the request."""
+
+    def __init__(self, needed: str, held: str, why: str = "") -> None:
+        reason = f"needs scope {needed!r}; the token has {held!r}"
+        super().__init__(f"{reason} ({why})" if why else reason)
+        self.needed = needed
+        self.held = held
+
+
 class ActionFailed(PacerError):
     """An action's attempt failed. ``retryable`` decides between a retry and a final failure.
 

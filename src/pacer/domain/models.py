@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -107,7 +107,12 @@ class PythonAction(Spec):
     function: str = Field(min_length=1, pattern=r"^[\w.]+:[\w.<>]+$")
 
 
-ActionSpec = Annotated[SqlAction | HttpAction | PythonAction, Field(discriminator="kind")]
+# Imported here, not at the top: metrics builds on ``Spec`` and ``HttpSink`` above.
+from pacer.domain.metrics import MetricAction  # noqa: E402
+
+ActionSpec = Annotated[
+    SqlAction | HttpAction | PythonAction | MetricAction, Field(discriminator="kind")
+]
 
 
 class JobSpec(Spec):
@@ -123,6 +128,9 @@ class JobSpec(Spec):
     priority: int = Field(default=0, ge=-1000, le=1000)
     enabled: bool = True
     description: str = ""
+    #: The date this job's queries treat as "today" (a data set that ends in the past);
+    #: None means the server's ``as_of``, else the real date.
+    as_of: date | None = None
 
 
 @dataclass(frozen=True)

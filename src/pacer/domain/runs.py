@@ -35,7 +35,7 @@ def run_for_job(job: Job, scheduled_at: datetime, now: datetime, query_id: str |
         job_id=job.id,
         query_id=query_id,
         action=spec.action.model_dump(mode="json"),
-        parameters=dict(spec.parameters),
+        parameters=_parameters(job),
         status=RunStatus.QUEUED,
         scheduled_at=scheduled_at,
         created_at=now,
@@ -44,6 +44,15 @@ def run_for_job(job: Job, scheduled_at: datetime, now: datetime, query_id: str |
         timeout_s=spec.timeout_s,
         priority=spec.priority,
     )
+
+
+def _parameters(job: Job) -> dict[str, Any]:
+    """The job's parameters; its ``as_of`` travels as one, which the worker reads as the run's
+    reference date (and ``sql`` statements bind as ``:as_of``)."""
+    parameters = dict(job.spec.parameters)
+    if job.spec.as_of is not None:
+        parameters["as_of"] = job.spec.as_of.isoformat()
+    return parameters
 
 
 def adhoc_run(
