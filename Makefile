@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: up test test-slow lint bench-throughput clean
+.PHONY: up test test-slow lint bench-throughput bench-api-list clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,10 @@ test-slow: $(VENV)/.installed-test
 bench-throughput: $(VENV)/.installed-test
 	scripts/ensure-postgres.sh
 	$(BIN)/python bench/throughput.py
+
+bench-api-list: $(VENV)/.installed-test
+	scripts/ensure-postgres.sh
+	$(BIN)/python bench/api_list.py
 
 clean:
 	rm -rf $(VENV) examples/pacer.db* examples/data examples/admin-token

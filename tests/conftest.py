@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Callable, Iterator
 
-import psycopg
 import pytest
 
-PG_ADMIN_DSN = os.environ.get("PACER_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
-
-
-def _sqlalchemy_url(dsn: str, dbname: str) -> str:
-    base = dsn.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1)
-    return f"{base}/{dbname}"
+from support import create_pg_database, drop_pg_databases
 
 
 @pytest.fixture
@@ -23,16 +16,12 @@ def make_pg_database() -> Iterator[Callable[[], str]]:
     created: list[str] = []
 
     def make() -> str:
-        name = f"pacer_t_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+        name, url = create_pg_database()
         created.append(name)
-        return _sqlalchemy_url(PG_ADMIN_DSN, name)
+        return url
 
     yield make
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        for name in created:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    drop_pg_databases(created)
 
 
 @pytest.fixture

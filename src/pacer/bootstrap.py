@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+from pacer.actions.discovery import SchemaCatalog
 from pacer.actions.registry import ActionRegistry
 from pacer.actions.targets import Targets
 from pacer.api.app import ApiServices
@@ -46,6 +47,7 @@ class Container:
     tasks: TaskService
     tokens: TokenService
     results: ResultService
+    catalog: SchemaCatalog
     wakeup: Wakeup = field(default_factory=Wakeup)
 
     def worker(self, name: str | None = None) -> Worker:
@@ -71,6 +73,7 @@ class Container:
             self.clock,
             tokens=self.tokens,
             results=self.results,
+            catalog=self.catalog,
         )
 
     async def listen(self, stop: asyncio.Event) -> None:
@@ -100,14 +103,15 @@ async def build(
     specs = load_jobs_dir(settings.jobs_dir) if settings.jobs_dir is not None else []
     names = {spec.name for spec in specs}
     specs += [spec for name, spec in DECLARED.items() if name not in names]
-    actions = ActionRegistry.default(targets, FUNCTIONS)
+    catalog = SchemaCatalog(targets)
+    actions = ActionRegistry.default(targets, FUNCTIONS, settings.base_url(), catalog)
     scheduler = Scheduler(store, actions, clock)
     jobs = JobService(store, actions, clock, on_change=scheduler.changed.set)
     tasks = TaskService(store, actions, clock)
     tokens = TokenService(SqlTokenStore(store.engine), clock)
     results = ResultService(SqlResultStore(store.engine, store.dialect), clock)
     container = Container(
-        settings, store, targets, actions, clock, jobs, scheduler, tasks, tokens, results
+        settings, store, targets, actions, clock, jobs, scheduler, tasks, tokens, results, catalog
     )
     store.on_enqueued.append(container.wakeup.notify)
     try:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from pacer.domain.metrics import TargetMetadata
 from pacer.domain.models import Completion, Job, JobSpec, Run, RunStatus
 from pacer.domain.tokens import Token
 
@@ -24,6 +25,7 @@ __all__ = [
     "RunContext",
     "RunFilter",
     "RunStore",
+    "SchemaCatalog",
     "TokenStore",
 ]
 
@@ -88,6 +90,8 @@ class ActionCatalog(Protocol):
     def validate(self, spec: Mapping[str, Any]) -> None: ...
 
     def query_id(self, spec: Mapping[str, Any]) -> str | None: ...
+
+    def needs_admin(self, spec: Mapping[str, Any]) -> str | None: ...
 
 
 class RunStore(Protocol):
@@ -190,3 +194,13 @@ class ResultStore(Protocol):
     async def list_results(
         self, limit: int | None, after_id: int | None
     ) -> list[ReceivedResult]: ...
+
+
+class SchemaCatalog(Protocol):
+    """The configured targets and what their schemas hold, for metric jobs and the API."""
+
+    def names(self) -> list[str]: ...
+
+    def dialect(self, name: str) -> str: ...
+
+    async def describe(self, name: str) -> TargetMetadata: ...

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from test_api_jobs import NOOP, PROBLEM, api_client, job_body
 
 from pacer.bootstrap import Container, running
+from pacer.definitions import FUNCTIONS
 from pacer.domain.tokens import Scope
 from pacer.stores.sqlalchemy.tables import tokens
 from support import fast_settings
@@ -67,18 +68,29 @@ async def test_read_scope_may_look_but_not_change(container: Container) -> None:
     assert [] == await container.store.list_jobs()
 
 
-async def test_raw_sql_needs_admin_but_python_jobs_need_write(container: Container) -> None:
-    """A write token creates a python job but not a raw SQL job or task; admin creates both."""
+async def test_raw_sql_and_unregistered_code_need_admin(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write token creates http jobs and jobs of registered python functions, but not raw SQL
+    jobs or tasks, nor jobs calling any importable function (``os:system`` would be code
+    execution); an admin token may."""
+    monkeypatch.setitem(FUNCTIONS, "reports:daily", lambda: None)
+    http = {"kind": "http", "url": "https://example.com/hook"}
+    registered = {"kind": "python", "function": "reports:daily"}
     async with api_client(container, scope=Scope.WRITE) as client:
-        python_job = await client.post("/api/v1/jobs", json=job_body("py"))
+        http_job = await client.post("/api/v1/jobs", json=job_body("h", action=http))
+        registered_job = await client.post("/api/v1/jobs", json=job_body("r", action=registered))
         sql_job = await client.post("/api/v1/jobs", json=job_body("raw", action=SQL))
         sql_task = await client.post("/api/v1/tasks", json={"action": SQL})
-    assert 201 == python_job.status_code
-    assert "admin" in str(_problem(sql_job, 403)["detail"])
+        imported = await client.post("/api/v1/jobs", json=job_body("imp", action=NOOP))
+    assert (201, 201) == (http_job.status_code, registered_job.status_code)
+    assert "raw SQL" in str(_problem(sql_job, 403)["detail"])
     _problem(sql_task, 403)
+    assert "not registered" in str(_problem(imported, 403)["detail"])
     async with api_client(container, scope=Scope.ADMIN) as client:
-        admin_job = await client.post("/api/v1/jobs", json=job_body("raw", action=SQL))
-    assert 201 == admin_job.status_code, admin_job.text
+        admin_sql = await client.post("/api/v1/jobs", json=job_body("raw", action=SQL))
+        admin_imported = await client.post("/api/v1/jobs", json=job_body("imp", action=NOOP))
+    assert (201, 201) == (admin_sql.status_code, admin_imported.status_code), admin_sql.text
 
 
 async def test_health_and_result_receiver_stay_open(container: Container) -> None:

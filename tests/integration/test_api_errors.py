@@ -122,3 +122,22 @@ async def test_action_errors_are_named_without_the_kind_tag(client: httpx.AsyncC
     body = {"name": "x", "action": {"kind": "sql", "statement": "SELECT 1"}}
     answer = await client.post("/api/v1/jobs", json=body)
     assert ["action.target"] == [e["field"] for e in answer.json()["errors"]]
+
+
+async def test_nul_characters_are_refused_before_the_store(client: httpx.AsyncClient) -> None:
+    """A NUL in the query or escaped in a JSON body is a 422 naming where; nothing is stored
+    (PostgreSQL cannot keep NUL, so it would otherwise surface as a 500)."""
+    in_query = await client.get("/api/v1/runs", params={"query_id": "a\x00b"})
+    in_body = await client.post(
+        "/api/v1/jobs",
+        content=b'{"name": "n", "action": {"kind": "python", "function": "pacer.testing:noop"},'
+        b' "description": "a\\u0000b"}',
+        headers={"Content-Type": "application/json"},
+    )
+    in_result = await client.post("/result", content=b'{"x": "\\u0000"}')
+    assert ("query", "body", "body") == tuple(
+        answer.json()["errors"][0]["field"] for answer in (in_query, in_body, in_result)
+    )
+    assert {422} == {a.status_code for a in (in_query, in_body, in_result)}
+    assert [] == (await client.get("/api/v1/jobs")).json()["items"]
+    assert [] == (await client.get("/result")).json()

@@ -34,8 +34,14 @@ def _user_agent() -> str:
         return "pacer/0.1"
 
 
-def check_url(url: str, field: str) -> None:
-    """Refuse anything but an absolute http(s) URL before a job is stored, not at 3 a.m."""
+def check_url(url: str, field: str, *, allow_path: bool = False) -> None:
+    """Refuse anything but an absolute http(s) URL before a job is stored, not at 3 a.m.
+
+    Sinks (``allow_path``) may also name a path of this server's own API (``/result``),
+    resolved against its base URL when the run posts; ``//host`` is a URL, not a path.
+    """
+    if allow_path and url.startswith("/") and not url.startswith("//"):
+        return
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:

@@ -7,7 +7,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from pacer.actions.discovery import SchemaCatalog
 from pacer.actions.http import HttpActionRunner, HttpPoster
+from pacer.actions.metric import MetricActionRunner
 from pacer.actions.python import PythonActionRunner
 from pacer.actions.sql import SqlActionRunner
 from pacer.actions.targets import Targets
@@ -21,21 +23,30 @@ class ActionRegistry:
     """Dispatches on ``spec["kind"]``; turns pydantic errors into ``InvalidInput`` naming the
     field as ``action.<path>``, so every caller reports a bad spec the same way."""
 
-    def __init__(self, actions: Mapping[str, Action]) -> None:
+    def __init__(self, actions: Mapping[str, Action], catalog: SchemaCatalog | None = None) -> None:
         self._actions = dict(actions)
+        #: The schemas that ``metric`` jobs are checked against; the API shows them too.
+        self.catalog = catalog
 
     @classmethod
     def default(
-        cls, targets: Targets, functions: Mapping[str, Callable[..., Any]]
+        cls,
+        targets: Targets,
+        functions: Mapping[str, Callable[..., Any]],
+        base_url: str | None = None,
+        catalog: SchemaCatalog | None = None,
     ) -> ActionRegistry:
-        """The three built-in kinds; ``sql`` sinks and ``http`` share one HTTP client."""
+        """The built-in kinds; ``sql`` and ``metric`` sinks and ``http`` share one HTTP client.
+        ``base_url`` (this server's API) resolves sinks given as a path."""
         poster = HttpPoster()
+        catalog = catalog or SchemaCatalog(targets)
         runners: list[Action] = [
-            SqlActionRunner(targets, poster),
+            SqlActionRunner(targets, poster, base_url),
+            MetricActionRunner(targets, catalog, poster, base_url),
             HttpActionRunner(poster),
             PythonActionRunner(functions),
         ]
-        return cls({runner.kind: runner for runner in runners})
+        return cls({runner.kind: runner for runner in runners}, catalog)
 
     def kinds(self) -> list[str]:
         return sorted(self._actions)
@@ -56,6 +67,22 @@ class ActionRegistry:
 
     def query_id(self, spec: Mapping[str, Any]) -> str | None:
         return self.get(str(spec.get("kind", ""))).query_id(spec)
+
+    def needs_admin(self, spec: Mapping[str, Any]) -> str | None:
+        """Why submitting ``spec`` over the API takes an admin token, or None.
+
+        Raw SQL runs whatever its author wrote on a target. A ``python`` action naming a
+        function that no job definition registered would import any module and call any
+        function with caller-chosen arguments (``os:system``): code execution, so admin only.
+        """
+        kind = spec.get("kind")
+        if kind == "sql":
+            return "raw SQL jobs and tasks need an admin token"
+        python = self._actions.get("python")
+        registered = python.functions if isinstance(python, PythonActionRunner) else {}
+        if kind == "python" and spec.get("function") not in registered:
+            return "a python function not registered by a job definition needs an admin token"
+        return None
 
     async def aclose(self) -> None:
         for action in self._actions.values():

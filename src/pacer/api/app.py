@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import pacer
 from pacer.api import errors
-from pacer.ports import ActionCatalog, Clock, RunStore
+from pacer.api.schemas import FieldError
+from pacer.ports import ActionCatalog, Clock, RunStore, SchemaCatalog
 from pacer.services.jobs import JobService
 from pacer.services.results import ResultService
 from pacer.services.tasks import TaskService
@@ -36,6 +38,7 @@ class ApiServices:
     clock: Clock
     tokens: TokenService
     results: ResultService
+    catalog: SchemaCatalog
 
 
 def services(request: Request) -> ApiServices:
@@ -84,16 +87,71 @@ class BodyLimit:
         return f"the request body is larger than {self.limit} bytes"
 
 
+class NulGuard:
+    """Refuses NUL characters anywhere in a request (path, query, JSON body) with a 422.
+
+    PostgreSQL cannot store NUL in text or JSONB, so such a value would fail deep in the
+    store as a 500; refusing it at the door keeps the two backends alike and the error clear.
+    A JSON body is scanned for the ``\\u0000`` escape as it streams in (raw NUL bytes are
+    not valid JSON and fail parsing anyway).
+    """
+
+    _ESCAPE = b"\\u0000"
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        where = self._in_url(scope)
+        if where is not None:
+            response = errors.problem(
+                422,
+                f"{where}: contains a NUL character",
+                [FieldError(field=where, reason="contains a NUL character")],
+                instance=scope.get("path"),
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, self._scanning(receive), send)
+
+    @staticmethod
+    def _in_url(scope: Scope) -> str | None:
+        if "\x00" in scope.get("path", ""):
+            return "path"
+        query: bytes = scope.get("query_string", b"")
+        return "query" if b"%00" in query.lower() or b"\x00" in query else None
+
+    def _scanning(self, receive: Receive) -> Receive:
+        tail = b""
+
+        async def scanned() -> Message:
+            nonlocal tail
+            message = await receive()
+            window = tail + message.get("body", b"")
+            if self._ESCAPE in window.lower():
+                raise RequestValidationError(
+                    [{"type": "nul", "loc": ("body",), "msg": "contains a NUL character"}]
+                )
+            tail = window[-(len(self._ESCAPE) - 1) :]
+            return message
+
+        return scanned
+
+
 def create_app(api: ApiServices) -> FastAPI:
     # Imported here: the routers import ``ApiServices`` and ``services`` from this module.
-    from pacer.api import jobs, results, runs, tasks
+    from pacer.api import jobs, results, runs, targets, tasks
     from pacer.api.auth import READ
 
     app = FastAPI(title="Pacer", version=pacer.__version__)
     app.state.services = api
     errors.install(app)
+    app.add_middleware(NulGuard)
     app.add_middleware(BodyLimit)
-    for module in (jobs, runs, tasks, results):
+    for module in (jobs, runs, tasks, results, targets):
         app.include_router(
             module.router,
             prefix="/api/v1",

@@ -8,13 +8,15 @@ call them without credentials.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 
 from pacer.api.app import ApiServices, services
 from pacer.domain.tokens import Scope, Token
+from pacer.ports import ActionCatalog
 from pacer.services.tokens import TokenService
 
 _bearer = HTTPBearer(auto_error=False, description="A token from `pacer tokens create`.")
@@ -49,11 +51,13 @@ def require(scope: Scope) -> Callable[..., Awaitable[Token]]:
     return check
 
 
-def require_admin_for_sql(token: Token, action: Any) -> None:
-    """Raw SQL runs whatever its author wrote on a target, so only admins may submit it;
-    metric jobs compile to vetted SQL and need ``write`` only."""
-    if getattr(action, "kind", None) == "sql":
-        TokenService.require(token, Scope.ADMIN, "raw SQL jobs and tasks need an admin token")
+def require_admin_for(token: Token, actions: ActionCatalog, action: BaseModel) -> None:
+    """403 unless the caller is an admin, for actions that amount to running arbitrary code:
+    raw SQL, or a python function that no job definition registered. Metric jobs compile to
+    vetted SQL and http actions only post, so ``write`` suffices for them."""
+    why = actions.needs_admin(action.model_dump(mode="json"))
+    if why is not None:
+        TokenService.require(token, Scope.ADMIN, why)
 
 
 READ = [Depends(require(Scope.READ))]

@@ -39,7 +39,7 @@ _TYPES = {
 }
 
 #: Discriminator tags of ``ActionSpec``, which pydantic puts into error locations.
-_KINDS = frozenset(("sql", "http", "python"))
+_KINDS = frozenset(("sql", "http", "python", "metric"))
 
 #: For the OpenAPI schema: the problems any resource route may answer.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -123,6 +123,12 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:
+        # FastAPI's "error parsing the body" (bytes that are not UTF-8 JSON): the same 422
+        # naming ``body`` as JSON that does not parse, so clients handle one status.
+        reason = "not valid JSON (or not UTF-8)"
+        field = [FieldError(field="body", reason=reason)]
+        return problem(422, f"body: {reason}", field, instance=request.url.path)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no route for {request.url.path}"

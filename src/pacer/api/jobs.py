@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 
 from pacer.api.app import ApiServices, services
-from pacer.api.auth import WRITE, Principal, require_admin_for_sql
+from pacer.api.auth import WRITE, Principal, require_admin_for
 from pacer.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode, encode, split
 from pacer.api.schemas import JobOut, RunOut
 from pacer.domain.errors import InvalidInput
@@ -31,7 +31,7 @@ async def _out(api: ApiServices, job: Job) -> JobOut:
 async def create_job(spec: JobSpec, api: Services, response: Response, caller: Principal) -> JobOut:
     """Create a job; 409 when the name is taken. Nothing is written if any field is invalid.
     A raw ``sql`` action needs an admin token."""
-    require_admin_for_sql(caller, spec.action)
+    require_admin_for(caller, api.actions, spec.action)
     job = await api.jobs.create(spec, source="api")
     response.headers["Location"] = f"/api/v1/jobs/{job.id}"
     return await _out(api, job)
@@ -58,7 +58,7 @@ async def get_job(job: str, api: Services) -> JobOut:
 @router.put("/{job}", dependencies=WRITE)
 async def replace_job(job: str, spec: JobSpec, api: Services, caller: Principal) -> JobOut:
     """Replace the spec; the name cannot change (422). A changed schedule restarts from now."""
-    require_admin_for_sql(caller, spec.action)
+    require_admin_for(caller, api.actions, spec.action)
     existing = await api.jobs.get(job)
     if spec.name != existing.name:
         raise InvalidInput("name", f"must stay {existing.name!r}; create a new job to rename")

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Header, Response, status
 
 from pacer.api.app import ApiServices, services
-from pacer.api.auth import WRITE, Principal, require_admin_for_sql
+from pacer.api.auth import WRITE, Principal, require_admin_for
 from pacer.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_time_key
 from pacer.api.runs import page_of
 from pacer.api.schemas import RunOut, TaskCreated, TaskIn
@@ -40,7 +40,7 @@ async def create_task(
 ) -> TaskCreated:
     """Queue one run of an action, now or at ``due_at``; answers at once. A raw ``sql``
     action needs an admin token."""
-    require_admin_for_sql(caller, body.action)
+    require_admin_for(caller, api.actions, body.action)
     request = TaskRequest(
         action=body.action.model_dump(mode="json"),
         due_at=body.due_at,

@@ -74,7 +74,8 @@ class MisfirePolicy(Spec):
 
 
 class HttpSink(Spec):
-    """Where a ``sql`` action posts its rows: one POST of the first row, of every row, or of all."""
+    """Where a ``sql`` or ``metric`` action posts its rows: one POST of the first row, of every
+    row, or of all. ``url`` is absolute, or a path (``/result``) on this server's own API."""
 
     url: str
     mode: Literal["first_row", "each_row", "rows"] = "first_row"

@@ -13,7 +13,17 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, or_, select, text, union_all, update
+from sqlalchemy import (
+    bindparam,
+    case,
+    delete,
+    func,
+    select,
+    text,
+    tuple_,
+    union_all,
+    update,
+)
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential_jitter
@@ -418,12 +428,10 @@ class SqlStore:
         query = select(runs).where(*_filters(flt))
         if after is not None:
             created, run_id = after
-            query = query.where(
-                or_(
-                    runs.c.created_at < utc(created),
-                    and_(runs.c.created_at == utc(created), runs.c.id < run_id),
-                )
-            )
+            # A row-value comparison: PostgreSQL turns it into an index bound, where the
+            # equivalent ``a < x OR (a = x AND b < y)`` is only a filter over every row
+            # before the page (as slow as OFFSET; measured in bench/api_list.py).
+            query = query.where(tuple_(runs.c.created_at, runs.c.id) < tuple_(utc(created), run_id))
         query = query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
         async with self.engine.connect() as conn:
             return [to_run(r) for r in (await conn.execute(query)).mappings().all()]

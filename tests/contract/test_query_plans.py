@@ -1,0 +1,219 @@
+"""Every hot query of the store reads PostgreSQL through an index, never a sequential scan.
+
+Each store call runs once for real; the statements it sends are caught on the engine's
+``before_cursor_execute`` and then explained with their own parameters, against 50,000 runs and
+2,000 jobs after ``ANALYZE``. Plain ``EXPLAIN`` only plans, so explaining the UPDATEs of
+``claim``, ``reap_expired`` and ``heartbeat`` changes nothing more. The database is filled once per module:
+a fresh database per case (``make_pg_database``) would add a second of setup to each of two
+dozen cases, so the module uses the same helpers that fixture does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from pacer.domain.models import RunStatus
+from pacer.ports import RunFilter
+from pacer.stores.sqlalchemy import SqlStore
+from pacer.stores.sqlalchemy.migrate import upgrade
+from support import create_pg_database, drop_pg_databases
+
+TABLES = ("pacer_runs", "pacer_jobs")
+T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+RUNS = 50_000
+#: The cursor of page 500 of 50: the (created_at, id) of the 24,950th run, newest first.
+CURSOR_ROW = 24_950
+JOB_ID = "job-00003"
+QUERY_ID = hashlib.md5(b"3").hexdigest()
+
+# 2,000 jobs (10% disabled, two due at T0); 50,000 runs over 35 days, five per created_at
+# (a batch shares its timestamp), 20% ad hoc, the rest spread over 40 jobs, a third carrying one
+# of 25 query ids; nearly all finished, the newest 100 queued, retrying or running.
+FILL_JOBS = """
+INSERT INTO pacer_jobs (id, name, spec, source, enabled, next_fire_at, created_at, updated_at)
+SELECT 'job-' || lpad(i::text, 5, '0'), 'job-' || i,
+       jsonb_build_object('name', 'job-' || i, 'schedule', jsonb_build_object('cron', '* * * * *'),
+                          'action', jsonb_build_object('kind', 'python', 'function', 'builtins:len')),
+       'definitions', i %% 10 <> 0,
+       %(t0)s + (i %% 3600 - 2) * INTERVAL '1 second', %(t0)s - INTERVAL '60 days',
+       %(t0)s - INTERVAL '60 days'
+FROM generate_series(1, 2000) AS i
+"""
+FILL_RUNS = """
+INSERT INTO pacer_runs (id, job_id, fire_time, query_id, status, priority, scheduled_at, attempt,
+    max_attempts, action, parameters, retry, timeout_s, created_at, started_at, finished_at,
+    lease_until, worker, result, error)
+SELECT gen_random_uuid()::text,
+       CASE WHEN i / 5 %% 5 <> 0 THEN 'job-' || lpad((i %% 40 + 1)::text, 5, '0') END,
+       CASE WHEN i / 5 %% 5 <> 0 THEN at END,
+       CASE WHEN i %% 3 = 0 THEN md5((i %% 25)::text) END,
+       status, 0, at, 1, 3,
+       '{"kind": "sql", "target": "demo", "sql": "SELECT 1"}', '{}', '{"max_attempts": 3}', 60, at,
+       CASE WHEN status <> 'queued' THEN at + INTERVAL '1 second' END,
+       CASE WHEN status NOT IN ('queued', 'retrying', 'running') THEN at + INTERVAL '2 seconds' END,
+       CASE WHEN status = 'running' THEN at + INTERVAL '30 seconds' END,
+       CASE WHEN status <> 'queued' THEN 'worker-' || (i %% 4) END,
+       CASE WHEN status = 'succeeded' THEN '{"rows": 1}'::jsonb END,
+       CASE WHEN status IN ('failed', 'dead') THEN 'boom' END
+FROM generate_series(1, %(runs)s) AS i,
+     LATERAL (SELECT %(t0)s - ((%(runs)s - i) / 5) * INTERVAL '5 minutes' AS at) AS times,
+     LATERAL (SELECT CASE
+         WHEN i > %(runs)s - 100 THEN (ARRAY['queued', 'queued', 'queued', 'retrying', 'running'])[i %% 5 + 1]
+         WHEN i %% 50 = 7 THEN 'failed'
+         WHEN i %% 200 = 11 THEN 'dead'
+         WHEN i %% 100 = 13 THEN 'cancelled'
+         ELSE 'succeeded' END AS status) AS statuses
+"""
+
+CURSOR_KEY = """
+SELECT created_at, id FROM pacer_runs ORDER BY created_at DESC, id DESC OFFSET %(offset)s LIMIT 1
+"""
+RUNNING = "SELECT id, worker FROM pacer_runs WHERE status = 'running' ORDER BY id LIMIT 1"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Keys taken from the filled tables, so every call reaches real rows."""
+
+    url: str
+    after: tuple[datetime, str]
+    running_id: str
+    running_worker: str
+
+
+@pytest.fixture(scope="module")
+def sample() -> Iterator[Sample]:
+    """One migrated PostgreSQL database per module, filled, analysed; dropped afterwards."""
+    name, url = create_pg_database()
+    try:
+        upgrade(url)
+        with psycopg.connect(url.replace("+psycopg", "", 1), autocommit=True) as conn:
+            conn.execute(FILL_JOBS, {"t0": T0})
+            conn.execute(FILL_RUNS, {"t0": T0, "runs": RUNS})
+            conn.execute("ANALYZE")
+            after = conn.execute(CURSOR_KEY, {"offset": CURSOR_ROW - 1}).fetchall()[0]
+            running = conn.execute(RUNNING).fetchall()[0]
+        yield Sample(url, (after[0], after[1]), running[0], running[1])
+    finally:
+        drop_pg_databases([name])
+
+
+Call = Callable[[SqlStore, Sample], Awaitable[object]]
+
+FILTERS = {
+    "all": RunFilter(),
+    "job_id": RunFilter(job_id=JOB_ID),
+    "status": RunFilter(status=[RunStatus.FAILED]),
+    "query_id": RunFilter(query_id=QUERY_ID),
+    "since_until": RunFilter(since=T0 - timedelta(days=60), until=T0 - timedelta(days=1)),
+    "adhoc_only": RunFilter(adhoc_only=True),
+}
+
+
+def _listing(flt: RunFilter, paged: bool) -> Call:
+    """``list_runs`` as the API calls it: limit + 1, first page or the cursor of page 500."""
+
+    def call(store: SqlStore, sample: Sample) -> Awaitable[object]:
+        return store.list_runs(flt, 51, sample.after if paged else None)
+
+    return call
+
+
+HOT_QUERIES: dict[str, Call] = {
+    "claim": lambda store, _: store.claim("worker-9", T0, 10, 30),
+    "next_due_at": lambda store, _: store.next_due_at(),
+    "reap_expired": lambda store, _: store.reap_expired(T0 + timedelta(hours=1), 10),
+    "due_jobs": lambda store, _: store.due_jobs(T0, 100),
+    "next_job_fire_at": lambda store, _: store.next_job_fire_at(),
+    "get_run": lambda store, sample: store.get_run(sample.after[1]),
+    "heartbeat": lambda store, sample: store.heartbeat(
+        sample.running_worker, [sample.running_id], T0, 30
+    ),
+    **{f"list_runs-{name}": _listing(flt, paged=False) for name, flt in FILTERS.items()},
+    **{f"list_runs-{name}-after": _listing(flt, paged=True) for name, flt in FILTERS.items()},
+}
+
+
+@contextlib.contextmanager
+def captured(engine: AsyncEngine) -> Iterator[list[tuple[str, Any]]]:
+    """The statements on Pacer's tables, with their parameters, sent while the block runs."""
+    statements: list[tuple[str, Any]] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if any(table in statement for table in TABLES):
+            statements.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield statements
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
+
+
+async def plans_of(store: SqlStore, call: Call, sample: Sample) -> list[dict[str, Any]]:
+    """Runs ``call`` against the store, then the plan of each statement it sent."""
+    with captured(store.engine) as statements:
+        await call(store, sample)
+    plans = []
+    async with store.engine.connect() as conn:
+        await conn.exec_driver_sql("SET LOCAL TIME ZONE 'UTC'")  # how plans print timestamps
+        for statement, parameters in statements:
+            explain = await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters)
+            plans.append(explain.scalar_one()[0]["Plan"])
+    return plans
+
+
+def nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """A plan node and every node below it."""
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from nodes(child)
+
+
+def scans(plans: list[dict[str, Any]]) -> list[tuple[str, str]]:
+    """(node type, table) of every node that reads one of Pacer's tables."""
+    return [
+        (node["Node Type"], node["Relation Name"])
+        for plan in plans
+        for node in nodes(plan)
+        if node.get("Relation Name") in TABLES and node["Node Type"] != "ModifyTable"
+    ]
+
+
+@pytest.fixture
+async def store(sample: Sample) -> AsyncIterator[SqlStore]:
+    """A store on the module's filled database (not the shared fixture's empty one)."""
+    opened = SqlStore(sample.url)
+    yield opened
+    await opened.close()
+
+
+@pytest.mark.parametrize("name", list(HOT_QUERIES))
+async def test_hot_query_reads_through_an_index(name: str, store: SqlStore, sample: Sample) -> None:
+    """The store's statements for this call scan pacer_runs and pacer_jobs by index only."""
+    plans = await plans_of(store, HOT_QUERIES[name], sample)
+    read = scans(plans)
+    assert 0 < len(read), "the call sent no statement on Pacer's tables"
+    assert [] == [scan for scan in read if scan[0] == "Seq Scan"], json.dumps(plans, indent=1)
+
+
+@pytest.mark.parametrize("name", list(FILTERS))
+async def test_keyset_cursor_bounds_the_index_scan(
+    name: str, store: SqlStore, sample: Sample
+) -> None:
+    """A cursor's created_at is an Index Cond, so a deep page costs what the first one does."""
+    plans = await plans_of(store, _listing(FILTERS[name], paged=True), sample)
+    bound = sample.after[0].astimezone(UTC).strftime("'%Y-%m-%d %H:%M:%S+00'")
+    conditions = [node.get("Index Cond", "") for plan in plans for node in nodes(plan)]
+    assert bound in " ".join(conditions), json.dumps(plans, indent=1)
