@@ -7,15 +7,17 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from pacer.actions.discovery import SchemaCatalog
 from pacer.actions.registry import ActionRegistry
 from pacer.actions.targets import Targets
-from pacer.api.app import ApiServices
+from pacer.api.app import ApiLimits, ApiServices
 from pacer.definitions import DECLARED, FUNCTIONS, load_jobs_dir
 from pacer.domain.tokens import Scope
 from pacer.ports import Clock
 from pacer.services.clock import SystemClock
+from pacer.services.events import EventService, Retention
 from pacer.services.jobs import JobService
 from pacer.services.results import ResultService
 from pacer.services.scheduler import Scheduler
@@ -24,6 +26,7 @@ from pacer.services.tokens import TokenService
 from pacer.settings import Settings
 from pacer.stores.sqlalchemy import SqlStore
 from pacer.stores.sqlalchemy.dialects import NOTIFY_CHANNEL
+from pacer.stores.sqlalchemy.events import SqlEventLog
 from pacer.stores.sqlalchemy.migrate import upgrade
 from pacer.stores.sqlalchemy.results import SqlResultStore
 from pacer.stores.sqlalchemy.tokens import SqlTokenStore
@@ -47,6 +50,7 @@ class Container:
     tasks: TaskService
     tokens: TokenService
     results: ResultService
+    events: EventService
     catalog: SchemaCatalog
     wakeup: Wakeup = field(default_factory=Wakeup)
 
@@ -74,6 +78,8 @@ class Container:
             tokens=self.tokens,
             results=self.results,
             catalog=self.catalog,
+            events=self.events,
+            limits=ApiLimits(max_delay_ms=self.settings.max_delay_ms),
         )
 
     async def listen(self, stop: asyncio.Event) -> None:
@@ -107,11 +113,26 @@ async def build(
     actions = ActionRegistry.default(targets, FUNCTIONS, settings.base_url(), catalog)
     scheduler = Scheduler(store, actions, clock)
     jobs = JobService(store, actions, clock, on_change=scheduler.changed.set)
-    tasks = TaskService(store, actions, clock)
+    adhoc_delay = timedelta(milliseconds=settings.adhoc_delay_ms)
+    tasks = TaskService(store, actions, clock, adhoc_delay)
+    retention = Retention(settings.event_keep_s, settings.event_hard_s)
+    events = EventService(SqlEventLog(store.engine, store.dialect), clock, retention)
+    store.on_events.append(events.notify)
     tokens = TokenService(SqlTokenStore(store.engine), clock)
     results = ResultService(SqlResultStore(store.engine, store.dialect), clock)
     container = Container(
-        settings, store, targets, actions, clock, jobs, scheduler, tasks, tokens, results, catalog
+        settings,
+        store,
+        targets,
+        actions,
+        clock,
+        jobs,
+        scheduler,
+        tasks,
+        tokens,
+        results,
+        catalog=catalog,
+        events=events,
     )
     store.on_enqueued.append(container.wakeup.notify)
     try:

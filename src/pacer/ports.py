@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
+from pacer.domain.events import Consumer, Missed, RunEvent
 from pacer.domain.metrics import TargetMetadata
 from pacer.domain.models import Completion, Job, JobSpec, Run, RunStatus
 from pacer.domain.tokens import Token
@@ -20,6 +21,7 @@ __all__ = [
     "ActionCatalog",
     "Clock",
     "Completion",
+    "EventLog",
     "ReceivedResult",
     "ResultStore",
     "RunContext",
@@ -113,7 +115,7 @@ class RunStore(Protocol):
 
     async def list_jobs(self) -> list[Job]: ...
 
-    async def delete_job(self, job_id: str) -> bool: ...
+    async def delete_job(self, job_id: str, now: datetime | None = None) -> bool: ...
 
     async def set_job_enabled(
         self, job_id: str, enabled: bool, next_fire_at: datetime | None, now: datetime
@@ -161,6 +163,10 @@ class RunStore(Protocol):
 
     async def retry_run(self, run_id: str, now: datetime) -> Run: ...
 
+    async def delay_run(self, run_id: str, delay: timedelta, now: datetime) -> Run: ...
+
+    async def list_waiting(self, limit: int) -> list[Run]: ...
+
 
 class TokenStore(Protocol):
     """API tokens, kept as hashes."""
@@ -204,3 +210,19 @@ class SchemaCatalog(Protocol):
     def dialect(self, name: str) -> str: ...
 
     async def describe(self, name: str) -> TargetMetadata: ...
+
+
+class EventLog(Protocol):
+    """The execution log: read by position, named consumers, pruning."""
+
+    async def read(self, after: int, limit: int) -> list[RunEvent]: ...
+
+    async def head(self) -> int: ...
+
+    async def missed(self, after: int) -> Missed | None: ...
+
+    async def acknowledge(self, name: str, position: int, now: datetime) -> Consumer: ...
+
+    async def consumer(self, name: str) -> Consumer: ...
+
+    async def prune(self, keep_after: datetime, hard_before: datetime, now: datetime) -> int: ...

@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     grace_s: float = Field(default=30.0, ge=0)
     as_of: date | None = None
     log_level: str = "INFO"
+    #: Ad-hoc tasks without a due time run this long after they are queued.
+    adhoc_delay_ms: float = Field(default=100.0, ge=0, le=3_600_000)
+    #: The longest ``POST /delay`` accepted.
+    max_delay_ms: float = Field(default=3_600_000.0, gt=0)
+    #: Execution log retention: acknowledged events are kept this long; none past the hard age.
+    event_keep_s: float = Field(default=86_400.0, ge=0)
+    event_hard_s: float = Field(default=30 * 86_400.0, gt=0)
     #: A first admin token, created (hashed) at start if the store does not hold it yet.
     admin_token: str | None = None
     #: On a first start with no token at all, an admin token is made and written here (mode

@@ -6,7 +6,7 @@ its collaborators as an ``ApiServices`` value built by the caller, never from bo
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -18,6 +18,7 @@ import pacer
 from pacer.api import errors
 from pacer.api.schemas import FieldError
 from pacer.ports import ActionCatalog, Clock, RunStore, SchemaCatalog
+from pacer.services.events import EventService
 from pacer.services.jobs import JobService
 from pacer.services.results import ResultService
 from pacer.services.tasks import TaskService
@@ -25,6 +26,14 @@ from pacer.services.tokens import TokenService
 
 #: Request bodies larger than this are refused with 413 (a job spec is a few KiB).
 MAX_BODY_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ApiLimits:
+    """Bounds the API enforces that come from configuration."""
+
+    #: The longest ``POST /delay`` accepted, in milliseconds.
+    max_delay_ms: float = 3_600_000.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,8 @@ class ApiServices:
     tokens: TokenService
     results: ResultService
     catalog: SchemaCatalog
+    events: EventService
+    limits: ApiLimits = field(default_factory=lambda: ApiLimits())
 
 
 def services(request: Request) -> ApiServices:
@@ -143,7 +154,7 @@ class NulGuard:
 
 def create_app(api: ApiServices) -> FastAPI:
     # Imported here: the routers import ``ApiServices`` and ``services`` from this module.
-    from pacer.api import jobs, results, runs, targets, tasks
+    from pacer.api import events, jobs, queue, results, runs, targets, tasks
     from pacer.api.auth import READ
 
     app = FastAPI(title="Pacer", version=pacer.__version__)
@@ -151,7 +162,7 @@ def create_app(api: ApiServices) -> FastAPI:
     errors.install(app)
     app.add_middleware(NulGuard)
     app.add_middleware(BodyLimit)
-    for module in (jobs, runs, tasks, results, targets):
+    for module in (jobs, runs, tasks, results, targets, events):
         app.include_router(
             module.router,
             prefix="/api/v1",
@@ -159,6 +170,7 @@ def create_app(api: ApiServices) -> FastAPI:
             dependencies=READ,
         )
     app.include_router(results.contract, responses=errors.PROBLEM_RESPONSES)
+    app.include_router(queue.router, responses=errors.PROBLEM_RESPONSES)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, Any]:

@@ -52,7 +52,8 @@ async def _serve(container: Container, stop: asyncio.Event) -> None:
 
 
 async def _schedule(container: Container, stop: asyncio.Event) -> None:
-    await container.scheduler.run(stop)
+    """Fires schedules; also prunes the execution log (cheap, and any number may run)."""
+    await asyncio.gather(container.scheduler.run(stop), container.events.prune_forever(stop))
 
 
 async def _work(container: Container, stop: asyncio.Event) -> None:

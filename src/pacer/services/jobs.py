@@ -106,7 +106,7 @@ class JobService:
 
     async def delete(self, job_id: str) -> None:
         job = await self.get(job_id)
-        await self.store.delete_job(job.id)
+        await self.store.delete_job(job.id, self.clock.now())
         self.on_change()
 
     async def trigger(self, job_id: str) -> Run:

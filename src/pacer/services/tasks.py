@@ -28,15 +28,27 @@ class TaskRequest:
     idempotency_key: str | None = None
 
 
+#: Ad-hoc tasks without a due time start this long after they are queued: the window in which
+#: a pacer (or ``POST /delay``) can still act on them before they run.
+ADHOC_DELAY = timedelta(milliseconds=100)
+
+
 class TaskService:
-    def __init__(self, store: RunStore, actions: ActionCatalog, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: RunStore,
+        actions: ActionCatalog,
+        clock: Clock,
+        adhoc_delay: timedelta = ADHOC_DELAY,
+    ) -> None:
         self.store, self.actions, self.clock = store, actions, clock
+        self.adhoc_delay = adhoc_delay
 
     async def submit(self, request: TaskRequest) -> tuple[Run, bool]:
         """Validate and enqueue; returns (run, created). A repeated idempotency key returns
         the run created first and creates nothing."""
         now = self.clock.now()
-        due = request.due_at or now
+        due = request.due_at or now + self.adhoc_delay
         if due < now - MAX_TASK_AGE:
             raise InvalidInput("due_at", f"{due.isoformat()} is more than {MAX_TASK_AGE} ago")
         self.actions.validate(request.action)

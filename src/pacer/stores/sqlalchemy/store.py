@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -29,11 +29,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from pacer.domain.errors import Conflict, NotFound
+from pacer.domain.events import EventKind, RunEvent, event_of
 from pacer.domain.models import CLAIMABLE, FINAL, Job, JobSpec, Run, RunStatus, new_id
 from pacer.ports import Completion, RunFilter
 from pacer.stores.sqlalchemy.dialects import NOTIFY_CHANNEL, create_engine
+from pacer.stores.sqlalchemy.events import append_events
 from pacer.stores.sqlalchemy.rows import aware, run_values, to_job, to_run, utc
-from pacer.stores.sqlalchemy.tables import Timestamp, jobs, runs
+from pacer.stores.sqlalchemy.tables import (
+    Timestamp,
+    consumers,
+    event_prunes,
+    events,
+    jobs,
+    runs,
+)
 
 CLAIMABLE_VALUES = [s.value for s in CLAIMABLE]
 
@@ -69,6 +78,8 @@ class SqlStore:
         self.url = url
         #: Called after a commit that made runs claimable: wakes in-process workers at once.
         self.on_enqueued: list[Callable[[datetime], None]] = []
+        #: Called after a commit that appended to the execution log: wakes in-process readers.
+        self.on_events: list[Callable[[], None]] = []
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -150,14 +161,23 @@ class SqlStore:
             return [to_job(r) for r in rows]
 
     @transient
-    async def delete_job(self, job_id: str) -> bool:
-        """Deletes the job and its not-yet-started runs; finished runs stay as history."""
+    async def delete_job(self, job_id: str, now: datetime | None = None) -> bool:
+        """Deletes the job and its not-yet-started runs (logged as cancelled); finished runs
+        stay as history."""
+        now = now or datetime.now(UTC)
         async with self.engine.begin() as conn:
-            await conn.execute(
-                delete(runs).where(runs.c.job_id == job_id, runs.c.status.in_(CLAIMABLE_VALUES))
+            dropped = await conn.execute(
+                delete(runs)
+                .where(runs.c.job_id == job_id, runs.c.status.in_(CLAIMABLE_VALUES))
+                .returning(*runs.c)
             )
+            cancelled = [to_run(r) for r in dropped.mappings().all()]
             result = await conn.execute(delete(jobs).where(jobs.c.id == job_id))
-            return bool(result.rowcount)
+            for run in cancelled:
+                run.status, run.finished_at = RunStatus.CANCELLED, now
+            await self._log(conn, [event_of(r, now) for r in cancelled])
+        self._signal_events(cancelled)
+        return bool(result.rowcount)
 
     @transient
     async def set_job_enabled(
@@ -218,6 +238,7 @@ class SqlStore:
                 await conn.rollback()
                 return 0
             await self._notify(conn, inserted)
+            await self._log(conn, [event_of(r, r.created_at) for r in inserted])
         self._signal(inserted)
         return len(inserted)
 
@@ -229,6 +250,7 @@ class SqlStore:
         async with self.engine.begin() as conn:
             inserted = await self._insert_runs(conn, new_runs, on_conflict=("id",))
             await self._notify(conn, inserted)
+            await self._log(conn, [event_of(r, r.created_at) for r in inserted])
         self._signal(inserted)
         return inserted
 
@@ -238,6 +260,7 @@ class SqlStore:
         async with self.engine.begin() as conn:
             inserted = await self._insert_runs(conn, [run], on_conflict=("idempotency_key",))
             await self._notify(conn, inserted)
+            await self._log(conn, [event_of(r, r.created_at) for r in inserted])
             if not inserted:
                 query = select(runs).where(runs.c.idempotency_key == run.idempotency_key)
                 existing = (await conn.execute(query)).mappings().one()
@@ -268,6 +291,16 @@ class SqlStore:
 
     def _signal(self, inserted: Sequence[Run]) -> None:
         self._signal_due([r.scheduled_at for r in inserted if r.status in CLAIMABLE])
+        self._signal_events(inserted)
+
+    async def _log(self, conn: AsyncConnection, new: Sequence[RunEvent]) -> None:
+        """The execution log's append: the last statement of the transaction (see events.py)."""
+        await append_events(conn, self.dialect, new)
+
+    def _signal_events(self, changed: Sequence[object]) -> None:
+        if changed:
+            for callback in self.on_events:
+                callback()
 
     def _signal_due(self, due: Sequence[datetime]) -> None:
         """After the commit: wakes this process's workers (the only wake-up SQLite has)."""
@@ -301,8 +334,9 @@ class SqlStore:
             .returning(*runs.c)
         )
         async with self.engine.begin() as conn:
-            rows = (await conn.execute(stmt)).mappings().all()
-        claimed = [to_run(r) for r in rows]
+            claimed = [to_run(r) for r in (await conn.execute(stmt)).mappings().all()]
+            await self._log(conn, [event_of(r, now) for r in claimed])
+        self._signal_events(claimed)
         claimed.sort(key=lambda r: (-r.priority, r.scheduled_at))
         return claimed
 
@@ -325,7 +359,9 @@ class SqlStore:
                 c.retry_at for c in completions if c.retry_at is not None and c.run_id in accepted
             ]
             await self._notify_due(conn, retry_times)
+            await self._log(conn, await _completed_events(conn, completions, accepted))
         self._signal_due(retry_times)
+        self._signal_events(accepted)
         return accepted
 
     @transient
@@ -348,7 +384,7 @@ class SqlStore:
     @transient
     async def release(self, worker: str, held: Sequence[tuple[str, int]], now: datetime) -> int:
         """Give unfinished runs back on shutdown: queued again, the attempt not counted."""
-        count = 0
+        released: list[Run] = []
         async with self.engine.begin() as conn:
             for run_id, attempt in held:
                 result = await conn.execute(
@@ -363,11 +399,14 @@ class SqlStore:
                         started_at=None,
                         scheduled_at=utc(now),
                     )
+                    .returning(*runs.c)
                 )
-                count += result.rowcount
-            await self._notify_due(conn, [now] if count else [])
-        self._signal_due([now] if count else [])
-        return count
+                released += [to_run(r) for r in result.mappings().all()]
+            await self._notify_due(conn, [now] if released else [])
+            await self._log(conn, [event_of(r, now) for r in released])
+        self._signal_due([now] if released else [])
+        self._signal_events(released)
+        return len(released)
 
     @transient
     async def reap_expired(self, now: datetime, limit: int) -> list[Run]:
@@ -399,6 +438,7 @@ class SqlStore:
         async with self.engine.begin() as conn:
             reaped = [to_run(r) for r in (await conn.execute(stmt)).mappings().all()]
             await self._notify(conn, reaped)
+            await self._log(conn, [event_of(r, now) for r in reaped])
         self._signal(reaped)
         return reaped
 
@@ -452,7 +492,7 @@ class SqlStore:
             .returning(*runs.c)
         )
         return await self._transition(
-            run_id, stmt, "only a queued, retrying or running run can be cancelled"
+            run_id, stmt, "only a queued, retrying or running run can be cancelled", now
         )
 
     async def retry_run(self, run_id: str, now: datetime) -> Run:
@@ -474,9 +514,43 @@ class SqlStore:
             )
             .returning(*runs.c)
         )
-        return await self._transition(run_id, stmt, "only a finished run can be retried")
+        return await self._transition(run_id, stmt, "only a finished run can be retried", now)
 
-    async def _transition(self, run_id: str, stmt: Any, refusal: str) -> Run:
+    async def delay_run(self, run_id: str, delay: timedelta, now: datetime) -> Run:
+        """Move a waiting run's scheduled time later by ``delay`` (``POST /delay``)."""
+        stmt = (
+            update(runs)
+            .where(runs.c.id == run_id, runs.c.status.in_(CLAIMABLE_VALUES))
+            .values(scheduled_at=runs.c.scheduled_at + delay)
+            .returning(*runs.c)
+        )
+        if self.dialect.name == "sqlite":  # SQLite keeps timestamps as text: compute it here
+            current = await self.get_run(run_id)
+            if current is not None:
+                stmt = stmt.values(scheduled_at=utc(current.scheduled_at + delay))
+        refusal = "only a queued or retrying run can be delayed"
+        return await self._transition(run_id, stmt, refusal, now, EventKind.DELAYED)
+
+    @transient
+    async def list_waiting(self, limit: int) -> list[Run]:
+        """Runs waiting to start (queued or retrying), soonest first (``GET /queued``)."""
+        query = (
+            select(runs)
+            .where(runs.c.status.in_(CLAIMABLE_VALUES))
+            .order_by(runs.c.scheduled_at, runs.c.id)
+            .limit(limit)
+        )
+        async with self.engine.connect() as conn:
+            return [to_run(r) for r in (await conn.execute(query)).mappings().all()]
+
+    async def _transition(
+        self,
+        run_id: str,
+        stmt: Any,
+        refusal: str,
+        now: datetime,
+        kind: EventKind | None = None,
+    ) -> Run:
         async with self.engine.begin() as conn:
             row = (await conn.execute(stmt)).mappings().first()
             if row is None:
@@ -488,14 +562,15 @@ class SqlStore:
                 raise Conflict("status", f"{refusal}; this one is {exists[0]}")
             run = to_run(row)
             await self._notify(conn, [run])
+            await self._log(conn, [event_of(run, now, kind)])
         self._signal([run])
         return run
 
     async def delete_all(self) -> None:
         """Empty every table (tests and ``pacer db reset``)."""
         async with self.engine.begin() as conn:
-            await conn.execute(delete(runs))
-            await conn.execute(delete(jobs))
+            for table in (runs, jobs, events, consumers, event_prunes):
+                await conn.execute(delete(table))
 
 
 def _filters(flt: RunFilter) -> list[Any]:
@@ -513,6 +588,18 @@ def _filters(flt: RunFilter) -> list[Any]:
     if flt.until is not None:
         clauses.append(runs.c.created_at < utc(flt.until))
     return clauses
+
+
+async def _completed_events(
+    conn: AsyncConnection, completions: Sequence[Completion], accepted: Sequence[str]
+) -> list[RunEvent]:
+    """The runs as the completions left them, read back inside the same transaction."""
+    if not accepted:
+        return []
+    rows = (await conn.execute(select(runs).where(runs.c.id.in_(list(accepted))))).mappings()
+    by_id = {row["id"]: to_run(row) for row in rows.all()}
+    when = {c.run_id: c.finished_at for c in completions}
+    return [event_of(by_id[run_id], when[run_id]) for run_id in accepted if run_id in by_id]
 
 
 def _completion_values(c: Completion) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -114,4 +115,52 @@ results = Table(
     Column("body", Json, nullable=False),
     Column("received_at", Timestamp, nullable=False),
     Column("idempotency_key", String(200), nullable=True, unique=True),
+)
+
+# The execution log: one row per state change of a run, appended in the transaction that made
+# the change. ``position`` grows in commit order (see ``events.py`` for how, per dialect).
+# AUTOINCREMENT on SQLite: positions are never reused, even after the newest rows are pruned.
+Position = BigInteger().with_variant(Integer, "sqlite")
+events = Table(
+    "pacer_events",
+    metadata,
+    Column("position", Position, primary_key=True, autoincrement=True),
+    Column("kind", String(16), nullable=False),
+    Column("run_id", String(36), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("at", Timestamp, nullable=False),
+    Column("job_id", String(36), nullable=True),
+    Column("query_id", String(32), nullable=True),
+    Column("scheduled_at", Timestamp, nullable=True),
+    Column("started_at", Timestamp, nullable=True),
+    Column("finished_at", Timestamp, nullable=True),
+    Column("worker", String(200), nullable=True),
+    Column("error", Text, nullable=True),
+    sqlite_autoincrement=True,
+)
+Index("ix_pacer_events_run", events.c.run_id, events.c.position)
+
+# Named readers of the log and the position each has acknowledged; pruning keeps what they lack.
+consumers = Table(
+    "pacer_consumers",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("position", Position, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
+    Column("missed_first", Position, nullable=True),
+    Column("missed_last", Position, nullable=True),
+    Column("missed_count", Position, nullable=False, server_default="0"),
+)
+
+# What pruning removed: (first, last, count) per prune, so a late reader learns what it missed.
+event_prunes = Table(
+    "pacer_event_prunes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("first_position", Position, nullable=False),
+    Column("last_position", Position, nullable=False),
+    Column("count", Position, nullable=False),
+    Column("at", Timestamp, nullable=False),
 )

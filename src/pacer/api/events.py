@@ -1,0 +1,180 @@
+"""``/api/v1/events`` (page and long poll), ``/api/v1/events/stream`` (Server-Sent Events) and
+``/api/v1/consumers``: the execution log for monitoring clients.
+
+A client keeps the ``position`` of the last event it stored and asks for everything after it;
+positions grow in commit order, so nothing that commits later can appear behind it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query
+from fastapi.responses import StreamingResponse
+from pydantic import AwareDatetime, BaseModel, Field
+
+from pacer.api.app import ApiServices, services
+from pacer.domain.errors import InvalidInput
+from pacer.domain.events import Consumer, EventKind, Missed, RunEvent
+from pacer.domain.models import RunStatus
+
+router = APIRouter(tags=["events"])
+Services = Annotated[ApiServices, Depends(services)]
+#: Seconds between SSE comments that keep proxies from closing an idle stream.
+KEEPALIVE_S = 10.0
+
+
+class EventOut(BaseModel):
+    position: int
+    kind: EventKind
+    run_id: str
+    query_id: str | None
+    job_id: str | None
+    attempt: int
+    status: RunStatus
+    at: AwareDatetime
+    scheduled_at: AwareDatetime | None
+    started_at: AwareDatetime | None
+    finished_at: AwareDatetime | None
+    duration_ms: float | None
+    worker: str | None
+    error: str | None
+
+    @classmethod
+    def of(cls, event: RunEvent) -> EventOut:
+        assert event.position is not None
+        fields = {name: getattr(event, name) for name in cls.model_fields}
+        return cls(**fields)
+
+
+class MissedOut(BaseModel):
+    """Events pruned before this reader got them: positions ``from``..``to``."""
+
+    first: int = Field(serialization_alias="from")
+    last: int = Field(serialization_alias="to")
+    count: int
+
+    @classmethod
+    def of(cls, missed: Missed | None) -> MissedOut | None:
+        return (
+            None
+            if missed is None
+            else cls(first=missed.first, last=missed.last, count=missed.count)
+        )
+
+
+class EventsPage(BaseModel):
+    items: list[EventOut]
+    next_after: int
+    missed: MissedOut | None
+
+
+class PositionIn(BaseModel):
+    position: int = Field(ge=0)
+
+
+class ConsumerOut(BaseModel):
+    name: str
+    position: int
+    updated_at: AwareDatetime
+    missed: MissedOut | None
+
+    @classmethod
+    def of(cls, consumer: Consumer) -> ConsumerOut:
+        return cls(
+            name=consumer.name,
+            position=consumer.position,
+            updated_at=consumer.updated_at,
+            missed=MissedOut.of(consumer.missed),
+        )
+
+
+@router.get("/events", response_model_by_alias=True)
+async def list_events(
+    api: Services,
+    after: Annotated[int, Query(ge=0, description="The last position the client has.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    wait: Annotated[float, Query(ge=0, le=30, description="Long poll, in seconds.")] = 0,
+) -> EventsPage:
+    """Events after ``after`` in position order; with ``wait``, answers as soon as there is
+    one, or empty after ``wait`` seconds. ``missed`` says what pruning removed first."""
+    page = await api.events.page(after, limit, wait)
+    return EventsPage(
+        items=[EventOut.of(e) for e in page.items],
+        next_after=page.next_after,
+        missed=MissedOut.of(page.missed),
+    )
+
+
+@router.get(
+    "/events/stream",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}, "description": "An SSE stream."}},
+)
+async def stream_events(
+    api: Services,
+    after: Annotated[int, Query(ge=0)] = 0,
+    last_event_id: Annotated[str | None, Header(max_length=30)] = None,
+) -> StreamingResponse:
+    """Server-Sent Events: ``event: run`` per event (``id`` is its position), ``event: missed``
+    when pruning skipped some, ``: keepalive`` comments. Resumes from ``Last-Event-ID``."""
+    start = after
+    if last_event_id is not None:
+        if not last_event_id.isdigit():
+            raise InvalidInput("Last-Event-ID", "must be a position (a whole number)")
+        start = int(last_event_id)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(_sse(api, start), media_type="text/event-stream", headers=headers)
+
+
+async def _sse(api: ApiServices, after: int) -> AsyncIterator[str]:
+    queue: asyncio.Queue[RunEvent | Missed | None] = asyncio.Queue(maxsize=1000)
+
+    async def pump() -> None:
+        async for item in api.events.stream(after):
+            await queue.put(item)
+
+    task = asyncio.create_task(pump())
+    try:
+        yield ": stream open\n\n"
+        while True:
+            try:
+                item = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+            except TimeoutError:
+                yield ": keepalive\n\n"
+                continue
+            yield _frame(item)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
+def _frame(item: RunEvent | Missed | None) -> str:
+    if isinstance(item, Missed):
+        data: Any = MissedOut.of(item)
+        assert data is not None
+        return f"event: missed\ndata: {data.model_dump_json(by_alias=True)}\n\n"
+    assert isinstance(item, RunEvent)
+    body = EventOut.of(item).model_dump_json()
+    return f"id: {item.position}\nevent: run\ndata: {body}\n\n"
+
+
+ConsumerName = Annotated[str, Path(min_length=1, max_length=200)]
+
+
+@router.put("/consumers/{name}/position", response_model_by_alias=True)
+async def acknowledge(name: ConsumerName, body: PositionIn, api: Services) -> ConsumerOut:
+    """Record that consumer ``name`` durably stored everything up to ``position``; pruning
+    keeps every event after the smallest acknowledged position. A ``read`` token suffices:
+    acknowledging is a reader's own bookkeeping."""
+    return ConsumerOut.of(await api.events.acknowledge(name, body.position))
+
+
+@router.get("/consumers/{name}", response_model_by_alias=True)
+async def get_consumer(name: ConsumerName, api: Services) -> ConsumerOut:
+    """A consumer's acknowledged position and what, if anything, it missed."""
+    return ConsumerOut.of(await api.events.consumer(name))
