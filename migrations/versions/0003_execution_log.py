@@ -38,7 +38,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("position", name="pk_pacer_events"),
         sqlite_autoincrement=True,
     )
-    op.create_index("ix_pacer_events_run", "pacer_events", ["run_id", "position"])
     op.create_table(
         "pacer_consumers",
         sa.Column("name", sa.String(200), nullable=False),

@@ -33,7 +33,6 @@ from pacer.stores.sqlalchemy.tables import consumers, event_prunes, events
 
 #: Arbitrary, fixed: the advisory lock that orders event positions by commit (PostgreSQL).
 POSITION_LOCK = 0x7061636572  # "pacer"
-EVENTS_CHANNEL = "pacer_events"
 
 
 def _row(event: RunEvent) -> dict[str, Any]:
@@ -60,7 +59,6 @@ async def append_events(conn: AsyncConnection, dialect: Dialect, new: Sequence[R
         return
     if dialect.name == "postgresql":
         await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": POSITION_LOCK})
-        await conn.execute(text("SELECT pg_notify(:c, '')"), {"c": EVENTS_CHANNEL})
     await conn.execute(events.insert(), [_row(e) for e in new])
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
 from pacer.domain.errors import Conflict, NotFound
-from pacer.domain.events import EventKind, RunEvent, event_of
+from pacer.domain.events import KIND_OF_STATUS, MAX_EVENT_ERROR, EventKind, RunEvent, event_of
 from pacer.domain.models import CLAIMABLE, FINAL, Job, JobSpec, Run, RunStatus, new_id
 from pacer.ports import Completion, RunFilter
 from pacer.stores.sqlalchemy.dialects import NOTIFY_CHANNEL, create_engine
@@ -352,14 +352,15 @@ class SqlStore:
             return []
         async with self.engine.begin() as conn:
             if self.dialect.name == "postgresql":
-                accepted = await _complete_postgresql(conn, completions)
+                logged = await _complete_postgresql(conn, completions)
             else:
-                accepted = await _complete_each(conn, completions)
+                logged = await _complete_each(conn, completions)
+            accepted = [e.run_id for e in logged]
             retry_times = [
                 c.retry_at for c in completions if c.retry_at is not None and c.run_id in accepted
             ]
             await self._notify_due(conn, retry_times)
-            await self._log(conn, await _completed_events(conn, completions, accepted))
+            await self._log(conn, logged)
         self._signal_due(retry_times)
         self._signal_events(accepted)
         return accepted
@@ -590,16 +591,25 @@ def _filters(flt: RunFilter) -> list[Any]:
     return clauses
 
 
-async def _completed_events(
-    conn: AsyncConnection, completions: Sequence[Completion], accepted: Sequence[str]
-) -> list[RunEvent]:
-    """The runs as the completions left them, read back inside the same transaction."""
-    if not accepted:
-        return []
-    rows = (await conn.execute(select(runs).where(runs.c.id.in_(list(accepted))))).mappings()
-    by_id = {row["id"]: to_run(row) for row in rows.all()}
-    when = {c.run_id: c.finished_at for c in completions}
-    return [event_of(by_id[run_id], when[run_id]) for run_id in accepted if run_id in by_id]
+def _completed_event(row: Any, c: Completion) -> RunEvent:
+    """The log entry of an accepted completion, from the run's row and the completion."""
+    finished = utc(c.finished_at) if c.status is not RunStatus.RETRYING else None
+    scheduled = c.retry_at or _aware(row.scheduled_at)
+    error = c.error[:MAX_EVENT_ERROR] if c.error else None
+    return RunEvent(
+        kind=KIND_OF_STATUS[c.status],
+        run_id=c.run_id,
+        attempt=c.attempt,
+        status=c.status,
+        at=c.finished_at,
+        job_id=row.job_id,
+        query_id=row.query_id,
+        scheduled_at=scheduled,
+        started_at=_aware(row.started_at),
+        finished_at=finished,
+        worker=row.worker,
+        error=error,
+    )
 
 
 def _completion_values(c: Completion) -> dict[str, Any]:
@@ -612,7 +622,13 @@ def _completion_values(c: Completion) -> dict[str, Any]:
     }
 
 
-async def _complete_each(conn: AsyncConnection, completions: Sequence[Completion]) -> list[str]:
+#: What a completion's log entry needs of the run beyond the completion itself.
+_EVENT_COLUMNS = ("id", "attempt", "job_id", "query_id", "scheduled_at", "started_at", "worker")
+
+
+async def _complete_each(
+    conn: AsyncConnection, completions: Sequence[Completion]
+) -> list[RunEvent]:
     """SQLite: read which completions still hold their run, then one ``executemany``.
 
     Reading first is safe because the transaction holds SQLite's write lock from its start
@@ -620,10 +636,10 @@ async def _complete_each(conn: AsyncConnection, completions: Sequence[Completion
     thread each.
     """
     wanted = {c.run_id: c.attempt for c in completions}
-    held = select(runs.c.id, runs.c.attempt).where(
+    held = select(*(runs.c[name] for name in _EVENT_COLUMNS)).where(
         runs.c.id.in_(list(wanted)), runs.c.status == RunStatus.RUNNING.value
     )
-    holding = {row[0] for row in await conn.execute(held) if wanted.get(row[0]) == row[1]}
+    holding = {r.id: r for r in await conn.execute(held) if wanted.get(r.id) == r.attempt}
     accepted = [c for c in completions if c.run_id in holding]
     if not accepted:
         return []
@@ -646,7 +662,7 @@ async def _complete_each(conn: AsyncConnection, completions: Sequence[Completion
         for c in accepted
     ]
     await conn.execute(stmt, params)
-    return [c.run_id for c in accepted]
+    return [_completed_event(holding[c.run_id], c) for c in accepted]
 
 
 _PG_COMPLETE = text(
@@ -664,14 +680,14 @@ _PG_COMPLETE = text(
         CAST(:retry_at AS timestamptz[])
     ) AS v(id, attempt, status, finished_at, result, error, retry_at)
     WHERE r.id = v.id AND r.attempt = v.attempt AND r.status = 'running'
-    RETURNING r.id
+    RETURNING r.id, r.attempt, r.job_id, r.query_id, r.scheduled_at, r.started_at, r.worker
     """
 )
 
 
 async def _complete_postgresql(
     conn: AsyncConnection, completions: Sequence[Completion]
-) -> list[str]:
+) -> list[RunEvent]:
     """One round trip for a whole batch: ``UPDATE ... FROM unnest(arrays)``."""
     values = [_completion_values(c) for c in completions]
     params = {
@@ -683,7 +699,8 @@ async def _complete_postgresql(
         "errors": [v["error"] for v in values],
         "retry_at": [v["retry_at"] for v in values],
     }
-    return [r[0] for r in await conn.execute(_PG_COMPLETE, params)]
+    by_id = {c.run_id: c for c in completions}
+    return [_completed_event(r, by_id[r.id]) for r in await conn.execute(_PG_COMPLETE, params)]
 
 
 def _utc_or_none(value: datetime | None) -> datetime | None:

@@ -139,7 +139,6 @@ events = Table(
     Column("error", Text, nullable=True),
     sqlite_autoincrement=True,
 )
-Index("ix_pacer_events_run", events.c.run_id, events.c.position)
 
 # Named readers of the log and the position each has acknowledged; pruning keeps what they lack.
 consumers = Table(
