@@ -189,10 +189,14 @@ def test_registry_names_the_bad_field(registry: ActionRegistry) -> None:
     assert refused.value.field == "action.max_rows"
 
 
-def test_registry_gives_query_ids_for_sql_only(registry: ActionRegistry) -> None:
-    """Only sql actions have a query fingerprint."""
+def test_registry_gives_every_action_a_query_id(registry: ActionRegistry) -> None:
+    """SQL is fingerprinted by statement; python by function and http by URL, so executions
+    of the same work group together whatever its kind."""
     assert registry.query_id({"kind": "sql", "target": "local", "statement": "SELECT 1"})
-    assert registry.query_id(call("jobs_file:add")) is None
+    add = registry.query_id(call("jobs_file:add"))
+    assert add == registry.query_id(call("jobs_file:add")) != registry.query_id(call("x:y"))
+    hook = {"kind": "http", "url": "https://example.com/a"}
+    assert registry.query_id(hook) not in (None, add)
 
 
 async def test_registry_executes_by_kind(registry: ActionRegistry) -> None:

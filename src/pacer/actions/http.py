@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 
 from pacer.domain.errors import ActionFailed, InvalidInput
+from pacer.domain.fingerprints import work_id
 from pacer.domain.models import HttpAction
 from pacer.ports import RunContext
 
@@ -148,7 +149,9 @@ class HttpActionRunner:
         check_url(action.url, "action.url")
 
     def query_id(self, spec: Mapping[str, Any]) -> str | None:
-        return None
+        """Executions of one http url group together, as one statement's do."""
+        target = spec.get("url")
+        return work_id("http", target) if isinstance(target, str) else None
 
     async def execute(self, spec: Mapping[str, Any], ctx: RunContext) -> Any:
         action = HttpAction.model_validate(spec)

@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from pacer.domain.errors import ActionFailed, InvalidInput
+from pacer.domain.fingerprints import work_id
 from pacer.domain.models import PythonAction
 from pacer.ports import RunContext
 
@@ -39,7 +40,9 @@ class PythonActionRunner:
             raise InvalidInput("action.function", str(exc)) from exc
 
     def query_id(self, spec: Mapping[str, Any]) -> str | None:
-        return None
+        """Executions of one python function group together, as one statement's do."""
+        target = spec.get("function")
+        return work_id("python", target) if isinstance(target, str) else None
 
     def resolve(self, name: str) -> Callable[..., Any]:
         """The registered function, else the imported one; ``LookupError`` if neither."""

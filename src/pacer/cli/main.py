@@ -12,6 +12,7 @@ import typer
 
 from pacer.cli import processes
 from pacer.cli.commands import jobs_app, runs_app, tasks_app
+from pacer.cli.monitor import monitor_app
 from pacer.cli.tokens import tokens_app
 from pacer.domain.errors import PacerError
 from pacer.settings import Settings
@@ -27,6 +28,7 @@ app.add_typer(jobs_app, name="jobs")
 app.add_typer(runs_app, name="runs")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(monitor_app, name="monitor")
 
 DatabaseUrl = typer.Option(
     None, "--database-url", envvar="PACER_DATABASE_URL", help="SQLAlchemy URL of the store."

@@ -64,6 +64,8 @@ def _cell(value: Any, width: int = 60) -> str:
         return ""
     if isinstance(value, datetime):
         return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, float):
+        return f"{value:.2f}"  # tables are for people; --json keeps full precision
     text = value if isinstance(value, str) else json.dumps(value, default=_jsonable)
     return text if len(text) <= width else text[: width - 1] + "…"
 

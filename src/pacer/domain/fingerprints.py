@@ -102,6 +102,12 @@ def query_id(statement: str) -> str:
     return hashlib.sha256(normalized.encode()).hexdigest()[:16]
 
 
+def work_id(kind: str, target: str) -> str:
+    """The query id of work that is not SQL (an http POST, a python function): 16 hex digits
+    of its kind and target, so its executions group together like a statement's do."""
+    return hashlib.sha256(f"{kind}\x1f{target}".encode()).hexdigest()[:16]
+
+
 def statement_kind(statement: str) -> str:
     """The leading keyword (``SELECT``, ``DELETE``, ...), ``MULTIPLE`` or ``UNKNOWN``."""
     trees = _parse(statement)

@@ -1,0 +1,129 @@
+"""``pacer monitor …``: follow a Pacer server into a local file, and read what it recorded.
+
+The monitor is a separate client: it reaches the server only over HTTP, so these commands import
+``pacer.monitor`` and nothing of the server's stores or services.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from pathlib import Path
+
+import typer
+
+from pacer.cli.output import emit
+from pacer.monitor.client import FatalError
+from pacer.monitor.follower import FollowSettings
+from pacer.monitor.runner import run as run_follower
+from pacer.monitor.store import MonitorStore
+
+monitor_app = typer.Typer(
+    help="The monitoring client: follow a server's executions into a local store.",
+    no_args_is_help=True,
+)
+# ``pacer monitor --pace`` (a later issue) will become a callback option of this sub-app.
+
+Db = typer.Option(
+    Path("monitor.db"), "--db", envvar="PACER_MONITOR_DB", help="The monitor's SQLite file."
+)
+Json = typer.Option(False, "--json", help="Print JSON instead of a table.")
+QUERY_COLUMNS = ["query_id", "executions", "failures", "p50_ms", "p95_ms", "max_ms", "last_seen"]
+EXECUTION_COLUMNS = [
+    "run_id",
+    "attempt",
+    "outcome",
+    "status",
+    "started_at",
+    "finished_at",
+    "duration_ms",
+    "worker",
+    "error",
+]
+
+
+@monitor_app.command("run")
+def run(
+    url: str = typer.Option(..., "--url", envvar="PACER_MONITOR_URL", help="The server's URL."),
+    token: str = typer.Option(
+        ..., "--token", envvar="PACER_MONITOR_TOKEN", help="A read-scope API token."
+    ),
+    db: Path = Db,
+    name: str = typer.Option(
+        f"monitor-{socket.gethostname()}", "--name", help="Consumer name the server keeps for us."
+    ),
+    transport: str = typer.Option(
+        "auto", "--transport", help="auto (stream, falling back to long poll), stream or poll."
+    ),
+    keepalive: float = typer.Option(
+        10.0, "--keepalive", help="The server's keepalive interval; twice it is a dead stream."
+    ),
+    poll_wait: float = typer.Option(25.0, "--poll-wait", help="Seconds a long poll waits."),
+    resources_interval: float = typer.Option(
+        5.0, "--resources-interval", help="Seconds between resource samples (0: none)."
+    ),
+) -> None:
+    """Follow the server's execution log into --db until SIGTERM or Ctrl-C."""
+    if transport not in ("auto", "stream", "poll"):
+        raise typer.BadParameter("must be auto, stream or poll", param_hint="--transport")
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request is noise
+    settings = FollowSettings(
+        name=name, transport=transport, poll_wait=poll_wait, resources_interval=resources_interval
+    )
+    typer.echo(f"pacer monitor: {url} -> {db} as consumer {name!r}", err=True)
+    try:
+        run_follower(url, token, db, settings, keepalive=keepalive)
+    except FatalError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@monitor_app.command("queries")
+def queries(db: Path = Db, as_json: bool = Json) -> None:
+    """Per query id: executions, failures, duration p50/p95/max and when it was last seen."""
+    with _opened(db) as store:
+        emit(store.queries(), QUERY_COLUMNS, as_json, "queries")
+
+
+@monitor_app.command("executions")
+def executions(
+    query: str = typer.Option(..., "--query", help="The query id."),
+    limit: int = typer.Option(50, "--limit", min=1, help="Newest executions to show."),
+    db: Path = Db,
+    as_json: bool = Json,
+) -> None:
+    """The attempts of one query, newest first."""
+    with _opened(db) as store:
+        records = [asdict(execution) for execution in store.executions(query, limit)]
+    emit(records, EXECUTION_COLUMNS, as_json, f"executions of {query}")
+
+
+@monitor_app.command("gaps")
+def gaps(db: Path = Db, as_json: bool = Json) -> None:
+    """Ranges of events the server pruned before the monitor read them."""
+    with _opened(db) as store:
+        records = store.gaps()
+    emit(records, ["from_position", "to_position", "count", "detected_at"], as_json, "gaps")
+
+
+@contextmanager
+def _opened(db: Path) -> Iterator[MonitorStore]:
+    """The store of an existing file (reading must not create an empty one by mistake)."""
+    if not db.exists():
+        typer.echo(f"error: {db} does not exist (run `pacer monitor run` first)", err=True)
+        raise typer.Exit(2)
+    store = MonitorStore(db)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+if __name__ == "__main__":  # ``python -m pacer.cli.monitor``, until ``pacer monitor`` is wired
+    monitor_app()

@@ -1,0 +1,40 @@
+"""Running the monitor as a process: wiring, signals, and a clean stop.
+
+SIGTERM and SIGINT set one stop event: the loops are cancelled between batches (a batch in the
+middle of its SQLite transaction is never interrupted, since the commit does not yield to the
+event loop), the last committed position is acknowledged, and the file is closed. SIGKILL needs
+no handler: the store is only ever changed by whole transactions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+from pacer.monitor.client import MonitorClient
+from pacer.monitor.follower import Follower, FollowSettings
+from pacer.monitor.store import MonitorStore
+
+
+async def follow(
+    url: str, token: str, db: Path, settings: FollowSettings, *, keepalive: float = 10.0
+) -> None:
+    """Follow the server at ``url`` into ``db`` until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    store = MonitorStore(db, consumer=settings.name)
+    client = MonitorClient(url, token, keepalive=keepalive)
+    try:
+        await Follower(store, client, settings).run(stop)
+    finally:
+        await client.aclose()
+        store.close()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+def run(url: str, token: str, db: Path, settings: FollowSettings, keepalive: float = 10.0) -> None:
+    asyncio.run(follow(url, token, db, settings, keepalive=keepalive))

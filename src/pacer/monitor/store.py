@@ -1,0 +1,213 @@
+"""The monitor's own durable store: one SQLite file, written one transaction per batch.
+
+The events of a batch, the executions they touch, any missed range and the new stream position
+are committed together (WAL, ``synchronous=FULL``), so a SIGKILL at any instant leaves either
+the whole batch or none of it, and the position never claims an event that is not stored.
+Events are keyed by their log position (``INSERT OR IGNORE``): the wire delivers at least once,
+the store keeps exactly once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import astuple
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from pacer.monitor.events import (
+    DETAIL_FIELDS,
+    RESOURCE_GROUPS,
+    RESOURCE_STATS,
+    Event,
+    Missed,
+    Resources,
+)
+from pacer.monitor.executions import Execution, fold, percentile
+
+RESOURCE_COLUMNS = tuple(f"{group}_{stat}" for group in RESOURCE_GROUPS for stat in RESOURCE_STATS)
+EVENT_COLUMNS = ("position", "kind", "run_id", "attempt", *DETAIL_FIELDS)
+EXECUTION_COLUMNS = tuple(Execution.__dataclass_fields__)
+
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS events (
+    position INTEGER PRIMARY KEY, kind TEXT NOT NULL, run_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL, query_id TEXT, job_id TEXT, status TEXT, at TEXT,
+    scheduled_at TEXT, started_at TEXT, finished_at TEXT, duration_ms REAL, worker TEXT,
+    error TEXT
+);
+CREATE INDEX IF NOT EXISTS events_by_attempt ON events (run_id, attempt, position);
+CREATE TABLE IF NOT EXISTS executions (
+    run_id TEXT NOT NULL, attempt INTEGER NOT NULL, query_id TEXT, job_id TEXT,
+    scheduled_at TEXT, started_at TEXT, finished_at TEXT, duration_ms REAL, status TEXT,
+    outcome TEXT, worker TEXT, error TEXT, last_kind TEXT NOT NULL,
+    last_position INTEGER NOT NULL, PRIMARY KEY (run_id, attempt)
+);
+CREATE INDEX IF NOT EXISTS executions_by_query ON executions (query_id, finished_at);
+CREATE TABLE IF NOT EXISTS stream (
+    id INTEGER PRIMARY KEY CHECK (id = 1), consumer TEXT NOT NULL, position INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS gaps (
+    from_position INTEGER PRIMARY KEY, to_position INTEGER NOT NULL, count INTEGER NOT NULL,
+    detected_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS resources (
+    timestamp INTEGER PRIMARY KEY, {", ".join(f"{c} REAL" for c in RESOURCE_COLUMNS)}
+);
+"""
+
+
+class MonitorStore:
+    """The local SQLite file. One instance per thread (sqlite3 connections are not shared)."""
+
+    def __init__(self, path: Path | str, consumer: str = "monitor") -> None:
+        self.path = Path(path)
+        # isolation_level=None: transactions are opened explicitly with BEGIN IMMEDIATE, so the
+        # write lock is taken up front instead of half-way through a batch.
+        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        with self._transaction():
+            self._create(consumer)
+
+    def _create(self, consumer: str) -> None:
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                self._db.execute(statement)
+        self._db.execute(
+            "INSERT OR IGNORE INTO stream (id, consumer, position) VALUES (1, ?, 0)", (consumer,)
+        )
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def apply(self, events: Sequence[Event], position: int, missed: Sequence[Missed] = ()) -> int:
+        """Store a batch and move the stream to ``position`` in one transaction; returns the
+        committed position (it never goes back, so an old batch replayed changes nothing)."""
+        with self._transaction() as db:
+            db.executemany(
+                f"INSERT OR IGNORE INTO events ({', '.join(EVENT_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(EVENT_COLUMNS))})",
+                [(e.position, e.kind, e.run_id, e.attempt, *e.details()) for e in events],
+            )
+            self._refresh_executions({(e.run_id, e.attempt) for e in events})
+            for gap in missed:
+                self._record_gap(gap)
+            db.execute("UPDATE stream SET position = max(position, ?) WHERE id = 1", (position,))
+        return self.position()
+
+    def _refresh_executions(self, attempts: set[tuple[str, int]]) -> None:
+        for run_id, attempt in sorted(attempts):
+            rows = self._db.execute(
+                f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE run_id = ? AND attempt = ?",
+                (run_id, attempt),
+            ).fetchall()
+            execution = fold(Event(**dict(row)) for row in rows)
+            self._db.execute(
+                f"INSERT OR REPLACE INTO executions ({', '.join(EXECUTION_COLUMNS)}) "
+                f"VALUES ({', '.join('?' * len(EXECUTION_COLUMNS))})",
+                astuple(execution),
+            )
+
+    def _record_gap(self, missed: Missed) -> None:
+        # A later report of the same gap may reach further (more was pruned meanwhile).
+        self._db.execute(
+            "INSERT INTO gaps (from_position, to_position, count, detected_at) VALUES (?,?,?,?) "
+            "ON CONFLICT (from_position) DO UPDATE SET "
+            "to_position = max(to_position, excluded.to_position), "
+            "count = max(count, excluded.count)",
+            (missed.start, missed.end, missed.count, datetime.now(UTC).isoformat()),
+        )
+
+    def record_resources(self, window: Resources) -> bool:
+        """Keep one resource window; returns whether it was new."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                f"INSERT OR IGNORE INTO resources (timestamp, {', '.join(RESOURCE_COLUMNS)}) "
+                f"VALUES (?, {', '.join('?' * len(RESOURCE_COLUMNS))})",
+                (window.timestamp, *window.figures),
+            )
+        return cursor.rowcount == 1
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def position(self) -> int:
+        """The position up to which every event is stored."""
+        row = self._db.execute("SELECT position FROM stream WHERE id = 1").fetchone()
+        return int(row[0])
+
+    def events(self) -> list[Event]:
+        rows = self._db.execute(
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM events ORDER BY position"
+        ).fetchall()
+        return [Event(**dict(row)) for row in rows]
+
+    def executions(self, query_id: str | None = None, limit: int | None = None) -> list[Execution]:
+        """Attempts that started, newest change first; with ``query_id``, only that query's.
+        (Ordered by log position, not by timestamps, which come from many workers' clocks.)"""
+        where = "WHERE started_at IS NOT NULL" + (" AND query_id = ?" if query_id else "")
+        rows = self._db.execute(
+            f"SELECT {', '.join(EXECUTION_COLUMNS)} FROM executions {where} "
+            "ORDER BY last_position DESC LIMIT ?",
+            (*([query_id] if query_id else []), -1 if limit is None else limit),
+        ).fetchall()
+        return [Execution(**dict(row)) for row in rows]
+
+    def attempts(self) -> list[Execution]:
+        """Every attempt row, queued ones included, in (run id, attempt) order."""
+        rows = self._db.execute(
+            f"SELECT {', '.join(EXECUTION_COLUMNS)} FROM executions ORDER BY run_id, attempt"
+        ).fetchall()
+        return [Execution(**dict(row)) for row in rows]
+
+    def queries(self) -> list[dict[str, Any]]:
+        """Per query id: finished executions, failures, duration p50/p95/max, last seen."""
+        rows = self._db.execute(
+            "SELECT query_id, count(*) AS executions, "
+            "sum(outcome = 'failed') AS failures, max(finished_at) AS last_seen "
+            "FROM executions WHERE started_at IS NOT NULL AND finished_at IS NOT NULL "
+            "GROUP BY query_id ORDER BY query_id"
+        ).fetchall()
+        return [self._with_durations(dict(row)) for row in rows]
+
+    def _with_durations(self, record: dict[str, Any]) -> dict[str, Any]:
+        durations = [
+            float(row[0])
+            for row in self._db.execute(
+                "SELECT duration_ms FROM executions WHERE query_id IS ? AND started_at IS NOT "
+                "NULL AND finished_at IS NOT NULL AND duration_ms IS NOT NULL "
+                "ORDER BY duration_ms",
+                (record["query_id"],),
+            )
+        ]
+        return {
+            **record,
+            "p50_ms": percentile(durations, 50),
+            "p95_ms": percentile(durations, 95),
+            "max_ms": durations[-1] if durations else None,
+        }
+
+    def gaps(self) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT from_position, to_position, count, detected_at FROM gaps ORDER BY from_position"
+        ).fetchall()
+        return [dict(row) for row in rows]
+
+    def resources(self) -> list[dict[str, Any]]:
+        rows = self._db.execute("SELECT * FROM resources ORDER BY timestamp").fetchall()
+        return [dict(row) for row in rows]

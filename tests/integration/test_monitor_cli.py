@@ -1,0 +1,64 @@
+"""``pacer monitor queries|executions|gaps`` over a recorded store: tables and ``--json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from pacer.cli.monitor import monitor_app
+from pacer.monitor.events import Event, Missed
+from pacer.monitor.store import MonitorStore
+
+runner = CliRunner()
+
+
+def _recorded(tmp_path: Path) -> Path:
+    db = tmp_path / "monitor.db"
+    store = MonitorStore(db)
+    times = {"started_at": "2025-01-01T00:00:00+00:00", "finished_at": "2025-01-01T00:00:01+00:00"}
+    events = [
+        Event(p, kind, f"r{p}", 1, query_id="q1", duration_ms=float(p), **times)
+        for p, kind in [(1, "succeeded"), (2, "failed"), (3, "succeeded")]
+    ]
+    store.apply(events, 3, [Missed(4, 9, 6)])
+    store.close()
+    return db
+
+
+def _monitor(*args: str) -> str:
+    result = runner.invoke(monitor_app, list(args))
+    assert 0 == result.exit_code, result.output
+    return result.output
+
+
+def test_queries_executions_and_gaps_as_json(tmp_path: Path) -> None:
+    """The read model as JSON: per-query figures, one query's attempts newest first, the gaps."""
+    db = str(_recorded(tmp_path))
+    (query,) = json.loads(_monitor("queries", "--db", db, "--json"))
+    assert ("q1", 3, 1, 2.0, 3.0, 3.0) == (
+        query["query_id"],
+        query["executions"],
+        query["failures"],
+        query["p50_ms"],
+        query["p95_ms"],
+        query["max_ms"],
+    )
+    executions = json.loads(_monitor("executions", "--query", "q1", "--db", db, "--json"))
+    assert ["r3", "r2", "r1"] == [e["run_id"] for e in executions]
+    (gap,) = json.loads(_monitor("gaps", "--db", db, "--json"))
+    assert (4, 9, 6) == (gap["from_position"], gap["to_position"], gap["count"])
+
+
+def test_tables_for_people(tmp_path: Path) -> None:
+    """Without ``--json`` the commands print titled tables."""
+    db = str(_recorded(tmp_path))
+    assert "queries" in _monitor("queries", "--db", db)
+    assert "failed" in _monitor("executions", "--query", "q1", "--limit", "2", "--db", db)
+
+
+def test_reading_a_missing_file_is_an_error(tmp_path: Path) -> None:
+    """Reading commands refuse a file that does not exist instead of creating an empty one."""
+    result = runner.invoke(monitor_app, ["queries", "--db", str(tmp_path / "none.db")])
+    assert (2, False) == (result.exit_code, (tmp_path / "none.db").exists())
