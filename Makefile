@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: up test test-slow lint bench-throughput bench-api-list clean
+.PHONY: up test test-slow lint bench-throughput bench-api-list bench-capture clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ bench-throughput: $(VENV)/.installed-test
 bench-api-list: $(VENV)/.installed-test
 	scripts/ensure-postgres.sh
 	$(BIN)/python bench/api_list.py
+
+bench-capture: $(VENV)/.installed-test
+	scripts/ensure-postgres.sh
+	$(BIN)/python bench/capture.py
 
 clean:
 	rm -rf $(VENV) examples/pacer.db* examples/data examples/admin-token

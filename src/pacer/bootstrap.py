@@ -79,7 +79,10 @@ class Container:
             results=self.results,
             catalog=self.catalog,
             events=self.events,
-            limits=ApiLimits(max_delay_ms=self.settings.max_delay_ms),
+            limits=ApiLimits(
+                max_delay_ms=self.settings.max_delay_ms,
+                sse_keepalive_s=self.settings.sse_keepalive_s,
+            ),
         )
 
     async def listen(self, stop: asyncio.Event) -> None:

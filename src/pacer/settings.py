@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     adhoc_delay_ms: float = Field(default=100.0, ge=0, le=3_600_000)
     #: The longest ``POST /delay`` accepted.
     max_delay_ms: float = Field(default=3_600_000.0, gt=0)
+    #: Seconds between keepalive comments on the SSE stream; clients treat twice this
+    #: without a byte as a dead connection.
+    sse_keepalive_s: float = Field(default=10.0, gt=0, le=300)
     #: Execution log retention: acknowledged events are kept this long; none past the hard age.
     event_keep_s: float = Field(default=86_400.0, ge=0)
     event_hard_s: float = Field(default=30 * 86_400.0, gt=0)

@@ -22,6 +22,8 @@ from test_demo import _free_port
 from support import create_pg_database, drop_pg_databases
 
 TOKEN = "pacer_schemathesis-admin-token"
+#: Streams that never end by design; tests/integration/test_api_events.py covers them.
+ENDLESS = {"/api/v1/events/stream"}
 CHECKS = [
     checks.not_a_server_error,
     checks.status_code_conformance,
@@ -85,6 +87,8 @@ def _fuzz(operation: schemathesis.APIOperation, mode: schemathesis.GenerationMod
         database=None,
     )
     def call(case: schemathesis.Case) -> None:
+        if isinstance(case.query, dict) and isinstance(case.query.get("wait"), int | float):
+            case.query["wait"] = 0  # a long poll would only make the fuzzer wait
         case.call_and_validate(headers={"Authorization": f"Bearer {TOKEN}"}, checks=CHECKS)
 
     try:
@@ -106,4 +110,5 @@ def test_every_operation_conforms_and_never_fails(
     operations = [result.ok() for result in live_schema.get_all_operations()]
     assert len(operations) >= 20
     for operation in operations:
-        _fuzz(operation, mode)
+        if operation.path not in ENDLESS:
+            _fuzz(operation, mode)

@@ -34,6 +34,8 @@ class ApiLimits:
 
     #: The longest ``POST /delay`` accepted, in milliseconds.
     max_delay_ms: float = 3_600_000.0
+    #: Seconds between SSE keepalive comments.
+    sse_keepalive_s: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,9 @@ from pacer.domain.events import Consumer, EventKind, Missed, RunEvent
 from pacer.domain.models import RunStatus
 
 router = APIRouter(tags=["events"])
+#: Positions are 64-bit in the store; a larger one cannot exist (and would overflow a bind).
+MAX_POSITION = 2**63 - 1
 Services = Annotated[ApiServices, Depends(services)]
-#: Seconds between SSE comments that keep proxies from closing an idle stream.
-KEEPALIVE_S = 10.0
 
 
 class EventOut(BaseModel):
@@ -73,7 +73,7 @@ class EventsPage(BaseModel):
 
 
 class PositionIn(BaseModel):
-    position: int = Field(ge=0)
+    position: int = Field(ge=0, le=MAX_POSITION)
 
 
 class ConsumerOut(BaseModel):
@@ -95,7 +95,9 @@ class ConsumerOut(BaseModel):
 @router.get("/events", response_model_by_alias=True)
 async def list_events(
     api: Services,
-    after: Annotated[int, Query(ge=0, description="The last position the client has.")] = 0,
+    after: Annotated[
+        int, Query(ge=0, le=MAX_POSITION, description="The last position the client has.")
+    ] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     wait: Annotated[float, Query(ge=0, le=30, description="Long poll, in seconds.")] = 0,
 ) -> EventsPage:
@@ -116,14 +118,14 @@ async def list_events(
 )
 async def stream_events(
     api: Services,
-    after: Annotated[int, Query(ge=0)] = 0,
-    last_event_id: Annotated[str | None, Header(max_length=30)] = None,
+    after: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
+    last_event_id: Annotated[str | None, Header(max_length=18)] = None,
 ) -> StreamingResponse:
     """Server-Sent Events: ``event: run`` per event (``id`` is its position), ``event: missed``
     when pruning skipped some, ``: keepalive`` comments. Resumes from ``Last-Event-ID``."""
     start = after
     if last_event_id is not None:
-        if not last_event_id.isdigit():
+        if not (last_event_id.isascii() and last_event_id.isdigit()):
             raise InvalidInput("Last-Event-ID", "must be a position (a whole number)")
         start = int(last_event_id)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
@@ -134,18 +136,23 @@ async def _sse(api: ApiServices, after: int) -> AsyncIterator[str]:
     queue: asyncio.Queue[RunEvent | Missed | None] = asyncio.Queue(maxsize=1000)
 
     async def pump() -> None:
-        async for item in api.events.stream(after):
-            await queue.put(item)
+        try:
+            async for item in api.events.stream(after):
+                await queue.put(item)
+        finally:
+            await queue.put(None)  # the service closed (shutdown) or the read failed
 
     task = asyncio.create_task(pump())
     try:
         yield ": stream open\n\n"
         while True:
             try:
-                item = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                item = await asyncio.wait_for(queue.get(), api.limits.sse_keepalive_s)
             except TimeoutError:
                 yield ": keepalive\n\n"
                 continue
+            if item is None:
+                return
             yield _frame(item)
     finally:
         task.cancel()
@@ -153,7 +160,7 @@ async def _sse(api: ApiServices, after: int) -> AsyncIterator[str]:
             await task
 
 
-def _frame(item: RunEvent | Missed | None) -> str:
+def _frame(item: RunEvent | Missed) -> str:
     if isinstance(item, Missed):
         data: Any = MissedOut.of(item)
         assert data is not None

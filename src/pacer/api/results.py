@@ -82,6 +82,6 @@ def _after(cursor: str | None) -> int | None:
     if cursor is None:
         return None
     key = decode(cursor, 1)[0]
-    if not key.isdigit():
+    if not (key.isascii() and key.isdigit() and len(key) <= 18):
         raise InvalidInput("cursor", "not a cursor issued by this API")
     return int(key)

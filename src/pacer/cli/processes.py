@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import signal
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
@@ -43,10 +44,13 @@ async def _serve(container: Container, stop: asyncio.Event) -> None:
         port=s.port,
         log_level="warning",
         lifespan="off",
+        # A backstop: event streams end on ``events.close()``; anything else gets the grace.
+        timeout_graceful_shutdown=max(math.ceil(s.grace_s), 1),
     )
     server = _Server(config)
     serving = asyncio.create_task(server.serve())
     await stop.wait()
+    container.events.close()
     server.should_exit = True
     await serving
 

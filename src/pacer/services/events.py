@@ -50,6 +50,13 @@ class EventService:
         self.retention = retention or Retention()
         self.recheck_s = recheck_s
         self._changed = asyncio.Event()
+        self._closed = False
+
+    def close(self) -> None:
+        """Server shutdown: long polls answer now and streams end, so the HTTP server can
+        stop without waiting for readers that would otherwise never finish."""
+        self._closed = True
+        self._changed.set()
 
     def notify(self) -> None:
         """After-commit hook: wake every waiting reader of this process."""
@@ -62,9 +69,10 @@ class EventService:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_s
         while True:
+            self._changed.clear()  # before the read: a commit after it wakes the wait below
             items = await self.log.read(after, limit)
             remaining = deadline - loop.time()
-            if items or remaining <= 0:
+            if items or remaining <= 0 or self._closed:
                 break
             await self._wait(min(remaining, self.recheck_s))
         missed = await self.log.missed(after)
@@ -74,8 +82,9 @@ class EventService:
         return EventPage(items, next_after, missed)
 
     async def stream(self, after: int, batch: int = 500) -> AsyncIterator[RunEvent | Missed]:
-        """Every event after ``after``, forever; a ``Missed`` first if pruning got there first."""
-        while True:
+        """Every event after ``after`` until the service closes; a ``Missed`` first if pruning
+        got there first."""
+        while not self._closed:
             page = await self.page(after, batch, wait_s=1.0)
             if page.missed is not None and page.missed.last > after:
                 yield page.missed
@@ -86,7 +95,6 @@ class EventService:
     async def _wait(self, seconds: float) -> None:
         """Until this process commits events, or ``seconds`` pass (other processes' commits
         are found by the caller's next read)."""
-        self._changed.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), seconds)
 
