@@ -17,6 +17,7 @@ twice. See docs/ARCHITECTURE.md for the measured cost.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -31,6 +32,7 @@ from pacer.stores.sqlalchemy.dialects import Dialect
 from pacer.stores.sqlalchemy.rows import aware, utc
 from pacer.stores.sqlalchemy.tables import consumers, event_prunes, events
 
+log = logging.getLogger(__name__)
 #: Arbitrary, fixed: the advisory lock that orders event positions by commit (PostgreSQL).
 POSITION_LOCK = 0x7061636572  # "pacer"
 
@@ -180,6 +182,7 @@ class SqlEventLog:
         return max(found) if found else None
 
     async def _mark_lagging(self, conn: AsyncConnection, up_to: int) -> None:
+        """Consumers behind ``up_to`` lose events they never acknowledged: say so, loudly."""
         lagging = (
             await conn.execute(select(consumers).where(consumers.c.position < up_to))
         ).mappings()
@@ -191,6 +194,14 @@ class SqlEventLog:
                     )
                 )
             ).scalar_one()
+            log.warning(
+                "consumer %r MISSED %d events (positions %d..%d): pruned past the hard age "
+                "limit before it acknowledged them",
+                row["name"],
+                lost,
+                row["position"] + 1,
+                up_to,
+            )
             await conn.execute(
                 update(consumers)
                 .where(consumers.c.name == row["name"])
