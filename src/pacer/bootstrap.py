@@ -15,10 +15,12 @@ from pacer.actions.targets import Targets
 from pacer.api.app import ApiLimits, ApiServices
 from pacer.definitions import DECLARED, FUNCTIONS, load_jobs_dir
 from pacer.domain.tokens import Scope
-from pacer.ports import Clock
+from pacer.ports import Clock, ResourceSampler
+from pacer.samplers.host import HostSampler
 from pacer.services.clock import SystemClock
 from pacer.services.events import EventService, Retention
 from pacer.services.jobs import JobService
+from pacer.services.resources import ResourceService
 from pacer.services.results import ResultService
 from pacer.services.scheduler import Scheduler
 from pacer.services.tasks import TaskService
@@ -28,6 +30,7 @@ from pacer.stores.sqlalchemy import SqlStore
 from pacer.stores.sqlalchemy.dialects import NOTIFY_CHANNEL
 from pacer.stores.sqlalchemy.events import SqlEventLog
 from pacer.stores.sqlalchemy.migrate import upgrade
+from pacer.stores.sqlalchemy.resources import SqlWindowStore
 from pacer.stores.sqlalchemy.results import SqlResultStore
 from pacer.stores.sqlalchemy.tokens import SqlTokenStore
 from pacer.worker.runner import Worker, WorkerOptions
@@ -51,6 +54,7 @@ class Container:
     tokens: TokenService
     results: ResultService
     events: EventService
+    resources: ResourceService
     catalog: SchemaCatalog
     wakeup: Wakeup = field(default_factory=Wakeup)
 
@@ -79,6 +83,7 @@ class Container:
             results=self.results,
             catalog=self.catalog,
             events=self.events,
+            resources=self.resources,
             limits=ApiLimits(
                 max_delay_ms=self.settings.max_delay_ms,
                 sse_keepalive_s=self.settings.sse_keepalive_s,
@@ -120,6 +125,13 @@ async def build(
     tasks = TaskService(store, actions, clock, adhoc_delay)
     retention = Retention(settings.event_keep_s, settings.event_hard_s)
     events = EventService(SqlEventLog(store.engine, store.dialect), clock, retention)
+    resources = ResourceService(
+        _sampler(settings),
+        SqlWindowStore(store.engine, store.dialect),
+        clock,
+        settings.resource_window_s,
+        settings.resource_sample_s,
+    )
     store.on_events.append(events.notify)
     tokens = TokenService(SqlTokenStore(store.engine), clock)
     results = ResultService(SqlResultStore(store.engine, store.dialect), clock)
@@ -136,6 +148,7 @@ async def build(
         results,
         catalog=catalog,
         events=events,
+        resources=resources,
     )
     store.on_enqueued.append(container.wakeup.notify)
     try:
@@ -146,6 +159,12 @@ async def build(
         await container.aclose()
         raise
     return container
+
+
+def _sampler(settings: Settings) -> ResourceSampler | None:
+    if settings.resource_sampler == "host":
+        return HostSampler(settings.host_disk_mb_s, settings.host_processes)
+    return None
 
 
 async def _first_tokens(settings: Settings, tokens: TokenService) -> None:

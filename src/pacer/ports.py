@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from pacer.domain.events import Consumer, Missed, RunEvent
 from pacer.domain.metrics import TargetMetadata
 from pacer.domain.models import Completion, Job, JobSpec, Run, RunStatus
+from pacer.domain.resources import ResourceWindow, Sample
 from pacer.domain.tokens import Token
 
 __all__ = [
@@ -226,3 +227,19 @@ class EventLog(Protocol):
     async def consumer(self, name: str) -> Consumer: ...
 
     async def prune(self, keep_after: datetime, hard_before: datetime, now: datetime) -> int: ...
+
+
+class ResourceSampler(Protocol):
+    """Where utilization comes from: the host (psutil) or the simulated database."""
+
+    def sample(self, at: float) -> Sample: ...
+
+
+class WindowStore(Protocol):
+    """Closed resource windows."""
+
+    async def add_window(self, window: ResourceWindow) -> None: ...
+
+    async def latest_window(self) -> ResourceWindow | None: ...
+
+    async def windows_since(self, since_ms: int, limit: int) -> list[ResourceWindow]: ...

@@ -42,6 +42,15 @@ class Settings(BaseSettings):
     #: Execution log retention: acknowledged events are kept this long; none past the hard age.
     event_keep_s: float = Field(default=86_400.0, ge=0)
     event_hard_s: float = Field(default=30 * 86_400.0, gt=0)
+    #: Where resource utilization comes from: "host" (psutil), "sim" (the simulated
+    #: database), or "none".
+    resource_sampler: str = Field(default="host", pattern="^(host|sim|none)$")
+    resource_window_s: float = Field(default=30.0, gt=0, le=3_600)
+    resource_sample_s: float = Field(default=1.0, gt=0, le=60)
+    #: The disk throughput that counts as 100 % IO for the host sampler.
+    host_disk_mb_s: float = Field(default=200.0, gt=0)
+    #: Process names whose CPU and memory the host sampler counts (empty: the whole machine).
+    host_processes: list[str] = Field(default_factory=list)
     #: A first admin token, created (hashed) at start if the store does not hold it yet.
     admin_token: str | None = None
     #: On a first start with no token at all, an admin token is made and written here (mode

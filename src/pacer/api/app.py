@@ -20,6 +20,7 @@ from pacer.api.schemas import FieldError
 from pacer.ports import ActionCatalog, Clock, RunStore, SchemaCatalog
 from pacer.services.events import EventService
 from pacer.services.jobs import JobService
+from pacer.services.resources import ResourceService
 from pacer.services.results import ResultService
 from pacer.services.tasks import TaskService
 from pacer.services.tokens import TokenService
@@ -51,6 +52,7 @@ class ApiServices:
     results: ResultService
     catalog: SchemaCatalog
     events: EventService
+    resources: ResourceService
     limits: ApiLimits = field(default_factory=lambda: ApiLimits())
 
 
@@ -156,7 +158,7 @@ class NulGuard:
 
 def create_app(api: ApiServices) -> FastAPI:
     # Imported here: the routers import ``ApiServices`` and ``services`` from this module.
-    from pacer.api import events, jobs, queue, results, runs, targets, tasks
+    from pacer.api import events, jobs, queue, resources, results, runs, targets, tasks
     from pacer.api.auth import READ
 
     app = FastAPI(title="Pacer", version=pacer.__version__)
@@ -164,7 +166,7 @@ def create_app(api: ApiServices) -> FastAPI:
     errors.install(app)
     app.add_middleware(NulGuard)
     app.add_middleware(BodyLimit)
-    for module in (jobs, runs, tasks, results, targets, events):
+    for module in (jobs, runs, tasks, results, targets, events, resources):
         app.include_router(
             module.router,
             prefix="/api/v1",
@@ -173,6 +175,7 @@ def create_app(api: ApiServices) -> FastAPI:
         )
     app.include_router(results.contract, responses=errors.PROBLEM_RESPONSES)
     app.include_router(queue.router, responses=errors.PROBLEM_RESPONSES)
+    app.include_router(resources.contract, responses=errors.PROBLEM_RESPONSES)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, Any]:

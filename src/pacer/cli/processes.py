@@ -49,7 +49,9 @@ async def _serve(container: Container, stop: asyncio.Event) -> None:
     )
     server = _Server(config)
     serving = asyncio.create_task(server.serve())
+    sampling = asyncio.create_task(container.resources.run(stop))
     await stop.wait()
+    await sampling
     container.events.close()
     server.should_exit = True
     await serving

@@ -163,3 +163,16 @@ event_prunes = Table(
     Column("count", Position, nullable=False),
     Column("at", Timestamp, nullable=False),
 )
+
+# Closed resource windows (GET /resources and its history), keyed by the window's end.
+resource_windows = Table(
+    "pacer_resource_windows",
+    metadata,
+    Column("end_ms", BigInteger, primary_key=True, autoincrement=False),
+    Column("start_ms", BigInteger, nullable=False),
+    *(
+        Column(f"{resource}_{stat}", Float, nullable=False)
+        for resource in ("cpu", "io", "memory")
+        for stat in ("average", "min", "max")
+    ),
+)
