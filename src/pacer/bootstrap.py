@@ -17,6 +17,7 @@ from pacer.definitions import DECLARED, FUNCTIONS, load_jobs_dir
 from pacer.domain.tokens import Scope
 from pacer.ports import Clock, ResourceSampler
 from pacer.samplers.host import HostSampler
+from pacer.samplers.sim import SimSampler
 from pacer.services.clock import SystemClock
 from pacer.services.events import EventService, Retention
 from pacer.services.jobs import JobService
@@ -26,6 +27,8 @@ from pacer.services.scheduler import Scheduler
 from pacer.services.tasks import TaskService
 from pacer.services.tokens import TokenService
 from pacer.settings import Settings
+from pacer.sim.live import LiveSim
+from pacer.sim.scenarios import scenario
 from pacer.stores.sqlalchemy import SqlStore
 from pacer.stores.sqlalchemy.dialects import NOTIFY_CHANNEL
 from pacer.stores.sqlalchemy.events import SqlEventLog
@@ -118,7 +121,8 @@ async def build(
     names = {spec.name for spec in specs}
     specs += [spec for name, spec in DECLARED.items() if name not in names]
     catalog = SchemaCatalog(targets)
-    actions = ActionRegistry.default(targets, FUNCTIONS, settings.base_url(), catalog)
+    live = LiveSim(scenario(settings.sim_scenario)) if settings.resource_sampler == "sim" else None
+    actions = ActionRegistry.default(targets, FUNCTIONS, settings.base_url(), catalog, live)
     scheduler = Scheduler(store, actions, clock)
     jobs = JobService(store, actions, clock, on_change=scheduler.changed.set)
     adhoc_delay = timedelta(milliseconds=settings.adhoc_delay_ms)
@@ -126,7 +130,7 @@ async def build(
     retention = Retention(settings.event_keep_s, settings.event_hard_s)
     events = EventService(SqlEventLog(store.engine, store.dialect), clock, retention)
     resources = ResourceService(
-        _sampler(settings),
+        _sampler(settings, live),
         SqlWindowStore(store.engine, store.dialect),
         clock,
         settings.resource_window_s,
@@ -161,9 +165,11 @@ async def build(
     return container
 
 
-def _sampler(settings: Settings) -> ResourceSampler | None:
+def _sampler(settings: Settings, live: LiveSim | None) -> ResourceSampler | None:
     if settings.resource_sampler == "host":
         return HostSampler(settings.host_disk_mb_s, settings.host_processes)
+    if live is not None:
+        return SimSampler(live)
     return None
 
 

@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     resource_sampler: str = Field(default="host", pattern="^(host|sim|none)$")
     resource_window_s: float = Field(default=30.0, gt=0, le=3_600)
     resource_sample_s: float = Field(default=1.0, gt=0, le=60)
+    #: The simulated database's scenario (docs/SCENARIOS.md), with ``resource_sampler="sim"``.
+    sim_scenario: str = "bursty"
     #: The disk throughput that counts as 100 % IO for the host sampler.
     host_disk_mb_s: float = Field(default=200.0, gt=0)
     #: Process names whose CPU and memory the host sampler counts (empty: the whole machine).

@@ -11,10 +11,12 @@ from pacer.actions.discovery import SchemaCatalog
 from pacer.actions.http import HttpActionRunner, HttpPoster
 from pacer.actions.metric import MetricActionRunner
 from pacer.actions.python import PythonActionRunner
+from pacer.actions.sim import SimActionRunner
 from pacer.actions.sql import SqlActionRunner
 from pacer.actions.targets import Targets
 from pacer.domain.errors import InvalidInput
 from pacer.ports import Action
+from pacer.sim.live import LiveSim
 
 __all__ = ["ActionRegistry"]
 
@@ -35,6 +37,7 @@ class ActionRegistry:
         functions: Mapping[str, Callable[..., Any]],
         base_url: str | None = None,
         catalog: SchemaCatalog | None = None,
+        sim: LiveSim | None = None,
     ) -> ActionRegistry:
         """The built-in kinds; ``sql`` and ``metric`` sinks and ``http`` share one HTTP client.
         ``base_url`` (this server's API) resolves sinks given as a path."""
@@ -45,6 +48,7 @@ class ActionRegistry:
             MetricActionRunner(targets, catalog, poster, base_url),
             HttpActionRunner(poster),
             PythonActionRunner(functions),
+            SimActionRunner(sim),
         ]
         return cls({runner.kind: runner for runner in runners}, catalog)
 

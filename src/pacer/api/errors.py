@@ -39,7 +39,7 @@ _TYPES = {
 }
 
 #: Discriminator tags of ``ActionSpec``, which pydantic puts into error locations.
-_KINDS = frozenset(("sql", "http", "python", "metric"))
+_KINDS = frozenset(("sql", "http", "python", "metric", "sim"))
 
 #: For the OpenAPI schema: the problems any resource route may answer.
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -16,6 +16,7 @@ from pathlib import Path
 import typer
 
 from pacer.cli.output import emit
+from pacer.domain.pacer import PacerConfig
 from pacer.monitor.client import FatalError
 from pacer.monitor.follower import FollowSettings
 from pacer.monitor.runner import run as run_follower
@@ -65,8 +66,15 @@ def run(
     resources_interval: float = typer.Option(
         5.0, "--resources-interval", help="Seconds between resource samples (0: none)."
     ),
+    pace: bool = typer.Option(
+        False, "--pace", help="Also delay queued executions to keep resources near --target."
+    ),
+    target: float = typer.Option(70.0, "--target", help="Target window average, percent."),
+    window: float = typer.Option(30.0, "--window", help="The server's window length, s."),
+    max_delay: float = typer.Option(60.0, "--max-delay", help="Longest delay, s."),
 ) -> None:
-    """Follow the server's execution log into --db until SIGTERM or Ctrl-C."""
+    """Follow the server's execution log into --db until SIGTERM or Ctrl-C (with --pace,
+    also pace the queued executions; needs a write-scope token)."""
     if transport not in ("auto", "stream", "poll"):
         raise typer.BadParameter("must be auto, stream or poll", param_hint="--transport")
     logging.basicConfig(
@@ -78,7 +86,8 @@ def run(
     )
     typer.echo(f"pacer monitor: {url} -> {db} as consumer {name!r}", err=True)
     try:
-        run_follower(url, token, db, settings, keepalive=keepalive)
+        config = PacerConfig(target=target, window_s=window, max_delay_s=max_delay)
+        run_follower(url, token, db, settings, keepalive=keepalive, pace=config if pace else None)
     except FatalError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc

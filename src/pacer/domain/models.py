@@ -108,11 +108,19 @@ class PythonAction(Spec):
     function: str = Field(min_length=1, pattern=r"^[\w.]+:[\w.<>]+$")
 
 
+class SimAction(Spec):
+    """One query of the simulated database's scenario (a server run with the ``sim`` sampler)."""
+
+    kind: Literal["sim"] = "sim"
+    query: str = Field(min_length=1, max_length=32)
+
+
 # Imported here, not at the top: metrics builds on ``Spec`` and ``HttpSink`` above.
 from pacer.domain.metrics import MetricAction  # noqa: E402
 
 ActionSpec = Annotated[
-    SqlAction | HttpAction | PythonAction | MetricAction, Field(discriminator="kind")
+    SqlAction | HttpAction | PythonAction | MetricAction | SimAction,
+    Field(discriminator="kind"),
 ]
 
 

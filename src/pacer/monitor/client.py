@@ -107,6 +107,18 @@ class MonitorClient:
         except WireError as exc:
             raise TransientError(str(exc)) from exc
 
+    async def delay(self, run_id: str, delay_ms: float) -> bool:
+        """``POST /delay``; False when the execution already started or is unknown (the pacer
+        was too late, which is not an error)."""
+        try:
+            response = await self._http.post("/delay", json={"id": run_id, "delay": delay_ms})
+        except httpx.RequestError as exc:
+            raise TransientError(f"POST /delay: {exc!r}") from exc
+        if response.status_code in (404, 409):
+            return False
+        _check(response, "POST /delay")
+        return True
+
     async def _json(self, method: str, path: str, **options: Any) -> Any:
         try:
             response = await self._http.request(method, path, **options)

@@ -12,15 +12,24 @@ import asyncio
 import signal
 from pathlib import Path
 
+from pacer.domain.pacer import PacerConfig
 from pacer.monitor.client import MonitorClient
 from pacer.monitor.follower import Follower, FollowSettings
+from pacer.monitor.pacing import PacingLoop
 from pacer.monitor.store import MonitorStore
 
 
 async def follow(
-    url: str, token: str, db: Path, settings: FollowSettings, *, keepalive: float = 10.0
+    url: str,
+    token: str,
+    db: Path,
+    settings: FollowSettings,
+    *,
+    keepalive: float = 10.0,
+    pace: PacerConfig | None = None,
 ) -> None:
-    """Follow the server at ``url`` into ``db`` until SIGTERM or SIGINT."""
+    """Follow the server at ``url`` into ``db`` until SIGTERM or SIGINT; with ``pace``, also
+    run the pacer on every committed batch."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -28,7 +37,13 @@ async def follow(
     store = MonitorStore(db, consumer=settings.name)
     client = MonitorClient(url, token, keepalive=keepalive)
     try:
-        await Follower(store, client, settings).run(stop)
+        if pace is None:
+            await Follower(store, client, settings).run(stop)
+        else:
+            # The pacer reads the store on its own connection: sqlite3 objects stay per use.
+            pacing = PacingLoop(MonitorStore(db, consumer=settings.name), client, pace)
+            follower = Follower(store, client, settings, on_commit=pacing.committed)
+            await asyncio.gather(follower.run(stop), pacing.run(stop))
     finally:
         await client.aclose()
         store.close()
@@ -36,5 +51,12 @@ async def follow(
             loop.remove_signal_handler(signum)
 
 
-def run(url: str, token: str, db: Path, settings: FollowSettings, keepalive: float = 10.0) -> None:
-    asyncio.run(follow(url, token, db, settings, keepalive=keepalive))
+def run(
+    url: str,
+    token: str,
+    db: Path,
+    settings: FollowSettings,
+    keepalive: float = 10.0,
+    pace: PacerConfig | None = None,
+) -> None:
+    asyncio.run(follow(url, token, db, settings, keepalive=keepalive, pace=pace))

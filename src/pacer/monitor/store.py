@@ -9,6 +9,7 @@ the store keeps exactly once.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -32,6 +33,9 @@ EVENT_COLUMNS = ("position", "kind", "run_id", "attempt", *DETAIL_FIELDS)
 EXECUTION_COLUMNS = tuple(Execution.__dataclass_fields__)
 
 SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS pacer_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1), position INTEGER NOT NULL, state TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS events (
     position INTEGER PRIMARY KEY, kind TEXT NOT NULL, run_id TEXT NOT NULL,
     attempt INTEGER NOT NULL, query_id TEXT, job_id TEXT, status TEXT, at TEXT,
@@ -143,6 +147,28 @@ class MonitorStore:
                 (window.timestamp, *window.figures),
             )
         return cursor.rowcount == 1
+
+    def save_pacer(self, position: int, state: dict[str, Any]) -> None:
+        """The pacer's learnt state and the position it has acted up to, in one transaction."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO pacer_state (id, position, state) VALUES (1, ?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET position = excluded.position, "
+                "state = excluded.state",
+                (position, json.dumps(state)),
+            )
+
+    def pacer(self) -> tuple[int, dict[str, Any]]:
+        row = self._db.execute("SELECT position, state FROM pacer_state WHERE id = 1").fetchone()
+        return (0, {}) if row is None else (int(row[0]), json.loads(row[1]))
+
+    def events_after(self, position: int, limit: int = 5_000) -> list[Event]:
+        rows = self._db.execute(
+            f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE position > ? "
+            "ORDER BY position LIMIT ?",
+            (position, limit),
+        ).fetchall()
+        return [Event(**dict(row)) for row in rows]
 
     # -- reading ---------------------------------------------------------------------------------
 
