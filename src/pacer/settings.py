@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     resource_sample_s: float = Field(default=1.0, gt=0, le=60)
     #: The simulated database's scenario (docs/SCENARIOS.md), with ``resource_sampler="sim"``.
     sim_scenario: str = "bursty"
+    #: ``pacer up --pace``: the embedded pacer's own file and its longest delay.
+    pace_db: Path = Path("pacer-pace.db")
+    pace_max_delay_s: float = Field(default=60.0, gt=0)
     #: The disk throughput that counts as 100 % IO for the host sampler.
     host_disk_mb_s: float = Field(default=200.0, gt=0)
     #: Process names whose CPU and memory the host sampler counts (empty: the whole machine).

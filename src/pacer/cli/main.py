@@ -73,6 +73,9 @@ def up(
     host: str | None = typer.Option(None, help="Address of the HTTP API."),
     port: int | None = typer.Option(None, help="Port of the HTTP API."),
     concurrency: int | None = typer.Option(None, help="Runs executed at once."),
+    pace: bool = typer.Option(
+        False, "--pace", help="Also run the pacer embedded (keeps resources near 70 %)."
+    ),
 ) -> None:
     """Start everything in one process: HTTP API, scheduler and workers."""
     settings = settings_from(
@@ -81,7 +84,7 @@ def up(
     typer.echo(
         f"pacer up: store {settings.database_url}, API http://{settings.host}:{settings.port}"
     )
-    _run(settings, processes.ALL_IN_ONE, sync_jobs=True)
+    _run(settings, processes.PACED if pace else processes.ALL_IN_ONE, sync_jobs=True)
 
 
 @app.command()

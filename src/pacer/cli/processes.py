@@ -14,6 +14,12 @@ import uvicorn
 
 from pacer.api.app import create_app
 from pacer.bootstrap import Container, running
+from pacer.domain.pacer import PacerConfig
+from pacer.domain.tokens import Scope
+from pacer.monitor.client import MonitorClient
+from pacer.monitor.follower import Follower, FollowSettings
+from pacer.monitor.pacing import PacingLoop
+from pacer.monitor.store import MonitorStore
 from pacer.settings import Settings
 
 log = logging.getLogger("pacer")
@@ -93,6 +99,27 @@ async def run_roles(settings: Settings, roles: list[Role], *, sync_jobs: bool) -
             await asyncio.gather(listener, return_exceptions=True)
 
 
+async def _pace(container: Container, stop: asyncio.Event) -> None:
+    """``pacer up --pace``: the monitor and its pacer, embedded, talking to this very server
+    over HTTP exactly as a separate ``pacer monitor --pace`` would (so the demo runs the same
+    code), with a write token made for it and revoked when it stops."""
+    s = container.settings
+    token, secret = await container.tokens.create("embedded pacer", Scope.WRITE)
+    store = MonitorStore(s.pace_db, consumer="embedded-pacer")
+    client = MonitorClient(s.base_url(), secret)
+    config = PacerConfig(window_s=s.resource_window_s, max_delay_s=s.pace_max_delay_s)
+    pacing = PacingLoop(MonitorStore(s.pace_db, consumer="embedded-pacer"), client, config)
+    follow = FollowSettings(name="embedded-pacer", resources_interval=s.resource_sample_s)
+    try:
+        follower = Follower(store, client, follow, on_commit=pacing.committed)
+        await asyncio.gather(follower.run(stop), pacing.run(stop))
+    finally:
+        await client.aclose()
+        store.close()
+        await container.tokens.revoke(token.id)
+
+
 ALL_IN_ONE: list[Role] = [_serve, _schedule, _work]
+PACED: list[Role] = [*ALL_IN_ONE, _pace]
 WORKER: list[Role] = [_work]
 SCHEDULER: list[Role] = [_schedule]
