@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: up test test-slow lint bench-throughput bench-api-list bench-capture clean
+.PHONY: up test test-slow lint bench-throughput bench-api-list bench-capture bench-pacing bench-estimation clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,13 @@ bench-api-list: $(VENV)/.installed-test
 bench-capture: $(VENV)/.installed-test
 	scripts/ensure-postgres.sh
 	$(BIN)/python bench/capture.py
+
+bench-pacing: $(VENV)/.installed-test
+	$(BIN)/pip install -q -e '.[bench]'
+	$(BIN)/python bench/pacing.py
+
+bench-estimation: $(VENV)/.installed-test
+	$(BIN)/python bench/estimation.py
 
 clean:
 	rm -rf $(VENV) examples/pacer.db* examples/data examples/admin-token

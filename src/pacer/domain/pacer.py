@@ -33,6 +33,8 @@ class PacerConfig:
     #: Costs are taken at their estimate plus this many standard errors: a little caution
     #: while the estimate is young, none once it has settled.
     caution: float = 0.5
+    #: Highest planned instantaneous load: stops postponed work herding at a window boundary.
+    ceiling: float | None = 100.0
 
 
 @dataclass
@@ -45,7 +47,9 @@ class Pacer:
     committed: dict[str, tuple[float, float, Cost]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.plan = PacingPlan(self.config.target, self.config.window_s)
+        self.plan = PacingPlan(
+            self.config.target, self.config.window_s, ceiling=self.config.ceiling
+        )
 
     def learn(self, windows: Sequence[ResourceWindow], executions: Sequence[Span]) -> None:
         """Feed closed windows and the executions around them; refreshes the baseline."""

@@ -17,6 +17,13 @@ execution, too slow for hours of traffic on the virtual clock) and delaying to w
 boundaries only (up to a window of needless latency). Executions longer than a window are
 tried at the window boundaries.
 
+Window averages alone let every postponed execution start at the same window boundary, a
+herd that saturates the database for the first seconds of the window (and, on the simulated
+database, hides work behind the 100 % cap). So an optional ``ceiling`` also bounds the
+planned instantaneous load, kept per ``slot_s`` slot: a start whose slots would go above it
+moves past the first such slot. *Rejected:* spreading starts at random within the window
+(still herds by chance, and adds latency when the window is empty).
+
 An execution never waits past its maximum delay: then it starts anyway, so nothing starves
 even when the demand is above the target (the overloaded case, where no start fits).
 """
@@ -59,6 +66,11 @@ class PacingPlan:
     baseline: Cost = field(default_factory=Cost)
     #: point-seconds committed per window index, per resource.
     load: dict[int, list[float]] = field(default_factory=lambda: defaultdict(lambda: [0.0] * 3))
+    #: Highest planned instantaneous load (baseline included) per resource; None: no ceiling.
+    ceiling: float | None = None
+    slot_s: float = 1.0
+    #: mean planned load (points) per slot index, per resource, when there is a ceiling.
+    slots: dict[int, list[float]] = field(default_factory=lambda: defaultdict(lambda: [0.0] * 3))
 
     def window_of(self, t: float) -> int:
         return math.floor(t / self.window_s)
@@ -71,22 +83,30 @@ class PacingPlan:
 
     def add(self, start: float, duration: float, cost: Cost) -> None:
         """Commit an execution's expected load to the windows it overlaps."""
-        for k, overlap in self._overlaps(start, duration):
-            row = self.load[k]
-            for i, c in enumerate(cost.values()):
-                row[i] += c * overlap
+        self._commit(start, duration, cost, 1.0)
 
     def remove(self, start: float, duration: float, cost: Cost) -> None:
         """Take an execution's load back (it finished early, was cancelled, or re-planned)."""
+        self._commit(start, duration, cost, -1.0)
+
+    def _commit(self, start: float, duration: float, cost: Cost, sign: float) -> None:
         for k, overlap in self._overlaps(start, duration):
             row = self.load[k]
             for i, c in enumerate(cost.values()):
-                row[i] -= c * overlap
+                row[i] += sign * c * overlap
+        if self.ceiling is None:
+            return
+        for j, overlap in self._overlaps(start, duration, self.slot_s):
+            row = self.slots[j]
+            for i, c in enumerate(cost.values()):
+                row[i] += sign * c * overlap / self.slot_s
 
     def forget_before(self, t: float) -> None:
         """Drop windows that have closed: the plan only looks forward."""
         for k in [k for k in self.load if k < self.window_of(t)]:
             del self.load[k]
+        for j in [j for j in self.slots if j < math.floor(t / self.slot_s)]:
+            del self.slots[j]
 
     def average(self, k: int) -> tuple[float, float, float]:
         """The forecast average utilization of window ``k``, per resource."""
@@ -106,6 +126,35 @@ class PacingPlan:
         return Placement(chosen, chosen - earliest, fits)
 
     def _earliest_fit(
+        self, earliest: float, latest: float, duration: float, cost: Cost
+    ) -> float | None:
+        lower = earliest
+        while lower <= latest:
+            start = self._window_fit(lower, latest, duration, cost)
+            if start is None:
+                return None
+            blocked = self._first_slot_over(start, duration, cost)
+            if blocked is None:
+                return start
+            lower = (blocked + 1) * self.slot_s
+        return None
+
+    def _first_slot_over(self, start: float, duration: float, cost: Cost) -> int | None:
+        """The first slot the execution would take above the ceiling (None: all fit). An
+        execution that alone goes above the ceiling is held to its own cost instead."""
+        if self.ceiling is None:
+            return None
+        base = self.baseline.values()
+        for j, overlap in self._overlaps(start, duration, self.slot_s):
+            used = self.slots.get(j)
+            if used is None:
+                continue
+            for b, u, c in zip(base, used, cost.values(), strict=True):
+                if c > 0 and b + u + c * overlap / self.slot_s > max(self.ceiling, b + c) + 1e-9:
+                    return j
+        return None
+
+    def _window_fit(
         self, earliest: float, latest: float, duration: float, cost: Cost
     ) -> float | None:
         k = self.window_of(earliest)
@@ -144,12 +193,16 @@ class PacingPlan:
                     return False
         return True
 
-    def _overlaps(self, start: float, duration: float) -> list[tuple[int, float]]:
+    def _overlaps(
+        self, start: float, duration: float, length: float | None = None
+    ) -> list[tuple[int, float]]:
+        """``(index, seconds)`` of each window (or slot of ``length``) the span overlaps."""
+        length = length or self.window_s
         end = start + duration
         found: list[tuple[int, float]] = []
-        k = self.window_of(start)
-        while k * self.window_s < end or (duration == 0 and not found):
-            lo, hi = max(start, k * self.window_s), min(end, (k + 1) * self.window_s)
+        k = math.floor(start / length)
+        while k * length < end or (duration == 0 and not found):
+            lo, hi = max(start, k * length), min(end, (k + 1) * length)
             if hi > lo:
                 found.append((k, hi - lo))
             elif duration == 0:
