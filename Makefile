@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: up test test-slow lint bench-throughput bench-api-list bench-capture bench-pacing bench-estimation clean
+.PHONY: up test test-slow lint bench-throughput bench-api-list bench-capture bench-pacing bench-estimation bench-peers clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,10 @@ bench-pacing: $(VENV)/.installed-test
 
 bench-estimation: $(VENV)/.installed-test
 	$(BIN)/python bench/estimation.py
+
+## Pacer side by side with its peers; they are installed into bench/peers/.venv, never here.
+bench-peers:
+	bench/peers/run.sh $(ARGS)
 
 clean:
 	rm -rf $(VENV) examples/pacer.db* examples/data examples/admin-token
