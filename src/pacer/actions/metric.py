@@ -23,7 +23,7 @@ from sqlalchemy.types import NullType
 
 from pacer.actions.discovery import SchemaCatalog
 from pacer.actions.http import HttpPoster, check_url
-from pacer.actions.statements import post_to_sink, run_statement, sink_url
+from pacer.actions.statements import post_to_sink, run_statement
 from pacer.actions.targets import Targets
 from pacer.domain.errors import ActionFailed, InvalidInput
 from pacer.domain.fingerprints import query_id
@@ -103,9 +103,9 @@ class MetricActionRunner:
         result = _shape(action, raw, bounds)
         result["statement"] = str(statement.compile(dialect=engine.dialect))
         if action.sink is not None:
-            url = sink_url(action.sink, self.base_url)
-            key = ctx.idempotency_key
-            result["sink"] = await post_to_sink(self.poster, action.sink, url, result, key)
+            result["sink"] = await post_to_sink(
+                self.poster, action.sink, self.base_url, result, ctx.idempotency_key
+            )
         return result
 
     async def aclose(self) -> None:

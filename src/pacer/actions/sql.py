@@ -17,7 +17,7 @@ import sqlalchemy
 from pydantic import ValidationError
 
 from pacer.actions.http import HttpPoster, check_url
-from pacer.actions.statements import post_to_sink, run_statement, sink_url
+from pacer.actions.statements import post_to_sink, run_statement
 from pacer.actions.targets import Targets
 from pacer.domain.errors import ActionFailed, InvalidInput
 from pacer.domain.fingerprints import is_read_only, query_id, read_only_violation, statement_kind
@@ -76,9 +76,9 @@ class SqlActionRunner:
             stream=_streamable(engine, action.statement),
         )
         if action.sink is not None:
-            url = sink_url(action.sink, self.base_url)
-            key = ctx.idempotency_key
-            result["sink"] = await post_to_sink(self.poster, action.sink, url, result, key)
+            result["sink"] = await post_to_sink(
+                self.poster, action.sink, self.base_url, result, ctx.idempotency_key
+            )
         return result
 
     async def aclose(self) -> None:

@@ -177,9 +177,15 @@ def sink_url(sink: HttpSink, base_url: str | None) -> str:
 
 
 async def post_to_sink(
-    poster: HttpPoster, sink: HttpSink, url: str, result: dict[str, Any], key: str
+    poster: HttpPoster,
+    sink: HttpSink,
+    base_url: str | None,
+    result: dict[str, Any],
+    key: str,
 ) -> dict[str, Any]:
-    """Each POST has its own stable key, so a retried run re-posts only what was missed."""
+    """Each POST has its own stable key, so a retried run re-posts only what was missed.
+    A sink given as a path is resolved against ``base_url`` here, for every action kind."""
+    url = sink_url(sink, base_url)
     statuses: list[int] = []
     for payload_key, payload in _sink_payloads(sink, result, key):
         try:
