@@ -5,6 +5,10 @@
 Drain: enqueue N no-op runs, start 1, 2 or 4 ``pacer worker`` processes, and time from the first
 start to the last finish as recorded in the store (process start-up is not counted). Every
 run's state change is committed durably before it counts.
+CPU per run: what the worker processes and the database's backends serving this database spent
+per run during the drain (user + system time from /proc via psutil, the workers' start-up cost,
+measured on an idle worker, taken off). Unlike runs/s it barely moves when other work shares
+the machine, so it is the figure to compare changes by (see also bench/compare.py).
 Dispatch: an idle worker; 200 runs enqueued 20 ms apart, each due at once; latency is the
 stored ``started_at - scheduled_at``. On SQLite the worker runs in the enqueuing process (as in
 ``pacer up``, woken in-process); on PostgreSQL it is another process, woken by NOTIFY.
@@ -21,9 +25,11 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+import psutil
 import psycopg
 from sqlalchemy import func, select
 
@@ -90,23 +96,74 @@ def stop(processes: list[subprocess.Popen[bytes]]) -> None:
         process.wait(timeout=60)
 
 
-async def drain(kind: str, workers: int, count: int, workdir: Path) -> float:
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User + system CPU seconds of each process still alive."""
+    spent = {}
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        spent[pid] = times.user + times.system
+    return spent
+
+
+def backends(url: str) -> list[int]:
+    """PostgreSQL backends connected to this database (their title names it); none for SQLite."""
+    if not url.startswith("postgresql"):
+        return []
+    name = url.rsplit("/", 1)[1]
+    found = []
+    for process in psutil.process_iter(["name", "cmdline"]):
+        title = " ".join(process.info["cmdline"] or [])
+        if process.info["name"] == "postgres" and f" {name} " in f"{title} ":
+            found.append(process.pid)
+    return found
+
+
+async def startup_cpu(kind: str, workdir: Path) -> float:
+    """CPU seconds a worker spends starting up and idling 3 s (taken off the drain's figure)."""
+    url = fresh_database(kind, workdir)
+    try:
+        upgrade(url)
+        [process] = start_workers(url, 1)
+        await asyncio.sleep(3)
+        spent = cpu_seconds([process.pid]).get(process.pid, 0.0)
+        stop([process])
+        return spent
+    finally:
+        drop_database(url)
+
+
+@dataclass(frozen=True)
+class Drain:
+    runs_per_s: float
+    #: CPU microseconds per run: the worker processes', and the database backends' (PostgreSQL).
+    worker_us: float
+    database_us: float
+
+
+async def drain(kind: str, workers: int, count: int, workdir: Path, startup: float = 0.0) -> Drain:
     url = fresh_database(kind, workdir)
     try:
         upgrade(url)
         store = SqlStore(url)
         await enqueue_noops(store, count)
+        database_before = cpu_seconds(backends(url))
         processes = start_workers(url, workers)
         done_filter = RunFilter(status=[RunStatus.SUCCEEDED])
         while await store.count_runs(done_filter) < count:
             await asyncio.sleep(0.2)
+        worker_cpu = sum(cpu_seconds([p.pid for p in processes]).values()) - startup * workers
+        database_after = cpu_seconds(backends(url))
+        database_cpu = sum(t - database_before.get(pid, 0.0) for pid, t in database_after.items())
         stop(processes)
         async with store.engine.connect() as conn:
             span = select(func.min(runs_table.c.started_at), func.max(runs_table.c.finished_at))
             first, last = (await conn.execute(span)).one()
         await store.close()
         seconds = (_dt(last) - _dt(first)).total_seconds()
-        return count / seconds
+        return Drain(count / seconds, worker_cpu / count * 1e6, database_cpu / count * 1e6)
     finally:
         drop_database(url)
 
@@ -172,17 +229,22 @@ async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for kind in stores:
-            rates = {n: await drain(kind, n, args.runs, workdir) for n in worker_counts}
+            startup = await startup_cpu(kind, workdir)
+            drains = {n: await drain(kind, n, args.runs, workdir, startup) for n in worker_counts}
             lat = await dispatch(kind, workdir)
             p50, p99 = percentile(lat, 50), percentile(lat, 99)
-            cells = " | ".join(f"{rates[n]:,.0f}" for n in worker_counts)
-            rows.append(f"| {kind} | {cells} | {p50:.1f} | {p99:.1f} |")
+            cells = " | ".join(f"{drains[n].runs_per_s:,.0f}" for n in worker_counts)
+            widest = drains[max(worker_counts)]
+            cpu = f"{widest.worker_us:,.0f} | {widest.database_us:,.0f}"
+            rows.append(f"| {kind} | {cells} | {cpu} | {p50:.1f} | {p99:.1f} |")
             print(rows[-1], flush=True)
     header = " | ".join(f"runs/s, {n} worker{'s' if n > 1 else ''}" for n in worker_counts)
+    most = max(worker_counts)
     table = "\n".join(
         [
-            f"| store | {header} | dispatch p50 ms | dispatch p99 ms |",
-            "|" + "---|" * (len(worker_counts) + 3),
+            f"| store | {header} | worker CPU us/run ({most}) | database CPU us/run ({most}) "
+            "| dispatch p50 ms | dispatch p99 ms |",
+            "|" + "---|" * (len(worker_counts) + 5),
             *rows,
         ]
     )

@@ -137,6 +137,30 @@ async def test_missing_function_fails_for_good(runner: PythonActionRunner) -> No
     assert not failure.value.retryable
 
 
+async def test_replaced_registered_function_is_called_not_the_cached_one(
+    runner: PythonActionRunner, functions: dict[str, Callable[..., Any]]
+) -> None:
+    """The runner works a function out once, but a jobs file loaded again (a new function
+    object under the same name) is noticed: its new signature and body are used."""
+    assert await runner.execute(call("jobs_file:add"), context(a=2, b=3)) == {"sum": 5}
+
+    def add(a: int, b: int, c: int = 0) -> dict[str, int]:
+        return {"total": a + b + c}
+
+    functions["jobs_file:add"] = add
+    assert await runner.execute(call("jobs_file:add"), context(a=2, b=3, c=4)) == {"total": 9}
+
+
+async def test_a_spec_with_unknown_fields_is_refused_even_after_its_function_ran(
+    runner: PythonActionRunner,
+) -> None:
+    """Only a plain spec takes the shortcut past validation; anything else is checked."""
+    await runner.execute(call(f"{__name__}:add_later"), context(a=1, b=1))
+    with pytest.raises(ActionFailed) as failure:
+        await runner.execute({**call(f"{__name__}:add_later"), "retry": 3}, context(a=1, b=1))
+    assert not failure.value.retryable
+
+
 @pytest.mark.parametrize(
     "function", ["no_such_module_x:f", f"{__name__}:gone", f"{__name__}:Reports.nope"]
 )
