@@ -11,7 +11,7 @@ from itertools import product
 import numpy as np
 import pytest
 
-from pacer.domain.estimation import CostEstimator, nonnegative_quadratic
+from pacer.domain.estimation import CostEstimator, exposure, nonnegative_quadratic
 from pacer.sim.accuracy import estimate_scenario, replay
 from pacer.sim.scenarios import RATES, Scenario, scenario
 from pacer.sim.virtual import simulate
@@ -99,13 +99,45 @@ def test_every_estimate_has_an_uncertainty_that_shrinks_with_data() -> None:
     assert 0 < late.estimate("orders").cpu.uncertainty < early.estimate("orders").cpu.uncertainty
 
 
-def test_unseen_query_gets_the_median_with_a_wide_uncertainty() -> None:
-    """A query never seen is estimated at the median known cost, no surer than that."""
-    estimator, _ = estimate_scenario(scenario("steady"), 0.5)
-    known = [estimator.estimate(q).cpu.value for q in estimator.query_ids]
+def test_unseen_query_gets_the_typical_cost_of_what_ran_with_a_wide_uncertainty() -> None:
+    """A query never seen is estimated at the known costs weighted by how much of each ran."""
+    result = simulate(quiet("steady"), 0.5)
+    estimator = CostEstimator(half_life_s=1e9)  # no forgetting: every window weighs the same
+    replay(result, estimator)
+    seen = exposure(result.executions, result.windows)
+    ran = dict(zip(seen.query_ids, seen.matrix.sum(axis=0), strict=True))
+    costs = {q: estimator.estimate(q).cpu.value for q in estimator.query_ids}
+    typical = sum(costs[q] * ran[q] for q in costs) / sum(ran.values())
     prior = estimator.estimate("never-seen")
-    assert (False, pytest.approx(float(np.median(known)))) == (prior.known, prior.cpu.value)
+    assert (False, pytest.approx(typical, rel=1e-6)) == (prior.known, prior.cpu.value)
     assert prior.cpu.uncertainty >= prior.cpu.value
+
+
+def test_prior_is_near_the_true_typical_cost_while_few_windows_are_known() -> None:
+    """After two windows the non-negative fit leaves many costs at 0; the prior is still the
+    load those windows showed per running execution, near the truth."""
+    steady = scenario("steady")
+    result = simulate(steady, 1 / 60)
+    estimator = CostEstimator()
+    replay(result, estimator)
+    ran = {q: rate * steady.query(q).duration.mean_s for q, rate in RATES.items()}
+    truth = sum(steady.query(q).cost("cpu", 0.0) * ran[q] for q in ran) / sum(ran.values())
+    known = [estimator.estimate(q).cpu.value for q in estimator.query_ids]
+    assert len(known) > 2 * len(result.windows)
+    assert 0.0 in known
+    assert 0.0 < float(np.median(known)) < truth / 2  # the median, the prior this replaced
+    assert pytest.approx(truth, rel=0.5) == estimator.prior("cpu").value
+
+
+def test_a_fit_with_as_many_unknowns_as_windows_is_not_certain() -> None:
+    """Two windows and many queries fit exactly; the estimates still carry at least the
+    sampling noise of a window, scaled up where a query is barely told apart."""
+    result = simulate(scenario("steady"), 1 / 60)
+    estimator = CostEstimator()
+    replay(result, estimator)
+    floor = estimator.noise * (estimator.sample_s / 30.0) ** 0.5
+    for query_id in estimator.query_ids:
+        assert estimator.estimate(query_id).cpu.uncertainty > floor
 
 
 def test_state_round_trips_through_json_and_windows_are_learned_once() -> None:

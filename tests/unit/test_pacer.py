@@ -3,7 +3,12 @@ survives a restart."""
 
 from __future__ import annotations
 
-from pacer.domain.pacer import Pacer, PacerConfig
+import pytest
+
+from pacer.domain.estimation import Cost as Estimate
+from pacer.domain.pacer import Pacer, PacerConfig, shrunk
+from pacer.domain.resources import RESOURCES, ResourceWindow, Stats
+from pacer.sim.virtual import Execution
 
 
 def test_state_round_trip_restores_durations_and_commitments() -> None:
@@ -28,3 +33,36 @@ def test_a_finish_teaches_the_duration_and_frees_the_plan() -> None:
     assert 1.0 == pacer.durations["q"]
     assert all(a <= b for a, b in zip(after, before, strict=True))
     assert "r1" not in pacer.committed
+
+
+def history() -> tuple[list[ResourceWindow], list[Execution]]:
+    """Eight 10 s windows in which q ran for varying shares: baseline 10, q costs 20."""
+    windows, spans = [], []
+    for k, busy in enumerate([0.0, 5.0, 10.0, 2.0, 8.0, 0.0, 10.0, 4.0]):
+        average = 10.0 + 20.0 * busy / 10
+        stats = {r: Stats(average, average, average) for r in RESOURCES}
+        windows.append(ResourceWindow(start=10.0 * k, end=10.0 * (k + 1), **stats))
+        if busy:
+            spans.append(Execution("q", 10.0 * k, 10.0 * k, 10.0 * k + busy))
+    return windows, spans
+
+
+def test_nothing_is_delayed_before_the_first_window_and_commitments_follow_the_estimates() -> None:
+    """Before any window the pacer cannot tell costs apart and plans nothing; once it learns,
+    the executions it already placed are re-planned at the learnt cost."""
+    pacer = Pacer(PacerConfig(window_s=10, unknown_duration_s=5.0))
+    assert 0.0 == pacer.decide("r1", "q", due=100.0, now=90.0)
+    assert (0.0, 0.0, 0.0) == pacer.plan.average(10)
+    pacer.learn(*history())
+    assert pytest.approx(20.0, rel=0.05) == pacer.cost("q").cpu
+    assert pacer.cost("q") == pacer.committed["r1"][2]
+    forecast = pacer.plan.average(10)[0] - pacer.plan.baseline.cpu
+    assert pytest.approx(pacer.cost("q").cpu * 5.0 / 10.0) == forecast
+
+
+def test_a_barely_measured_cost_is_planned_near_the_typical_one() -> None:
+    """An estimate with an enormous error is drawn to the prior; a precise one stays put."""
+    prior = Estimate(8.0, 8.0)
+    assert pytest.approx(8.0, rel=0.01) == shrunk(Estimate(900.0, 5000.0), prior).value
+    assert pytest.approx(5.0, rel=0.01) == shrunk(Estimate(5.0, 0.1), prior).value
+    assert shrunk(Estimate(900.0, 5000.0), prior).uncertainty < 8.0

@@ -22,8 +22,14 @@ Choices, and what was rejected:
 - **Saturated windows are corrected, not dropped**: a window whose maximum reached the cap
   was clipped at some instant, so its average understates the demand. Dropping them left an
   overloaded database with no data at all; instead the clipped excess is predicted from the
-  current estimates and the executions' exact times, and added back (before any estimate
-  exists, they are left out). The window maximum is what tells a saturated window apart.
+  current estimates and the executions' exact times, and added back. Before any estimate
+  exists a saturated window is taken as it reads (a demand at least that high): leaving it
+  out, as at first, left a database saturated from its first window with no data at all, and
+  a pacer planning from nothing never lifted the saturation. The window maximum is what tells
+  a saturated window apart.
+- **Uncertainties never below a window's sampling noise**: with fewer windows than unknowns
+  the fit is exact and its residual zero, which claimed certainty exactly when nothing was
+  known yet.
 - A Kalman filter per cost was rejected: it needs a process noise per query that nobody can
   set, and it gives the same answer as forgetting least squares for one well-chosen value.
 """
@@ -168,8 +174,11 @@ class CostEstimator:
         self.noise = noise
         self.query_ids: list[str] = []
         self.reference: float | None = None
+        #: Length of the windows learnt from (the server's setting, seen in its windows).
+        self.window_length = 30.0
         self.moments = {resource: _Moments(np.zeros((2, 2)), np.zeros(2)) for resource in RESOURCES}
         self._solved: dict[Resource, tuple[FloatArray, FloatArray]] = {}
+        self._priors: dict[Resource, Cost] = {}
 
     def update(self, windows: Sequence[ResourceWindow], executions: Sequence[Span]) -> int:
         """Learn from the windows closed after the last one seen; returns how many were new."""
@@ -189,6 +198,7 @@ class CostEstimator:
             levels[[1 + column for column in columns]] = seen.matrix[row]
             self._learn(window, levels, self._clipped(window, executions, fits))
         self._solved.clear()
+        self._priors.clear()
         return len(fresh)
 
     def estimate(self, query_id: str) -> Estimate:
@@ -206,12 +216,27 @@ class CostEstimator:
         return self._cost(resource, 0)
 
     def prior(self, resource: Resource) -> Cost:
-        """For an unseen query: the median known cost, uncertain by the spread or the median."""
-        values = [self._cost(resource, 1 + i).value for i in range(len(self.query_ids))]
-        if not values:
+        """For an unseen query: the typical known cost, uncertain by the spread or itself."""
+        if resource not in self._priors:
+            self._priors[resource] = self._prior(resource)
+        return self._priors[resource]
+
+    def _prior(self, resource: Resource) -> Cost:
+        # The typical cost of one running execution: the known costs weighted by how much of
+        # each ran. *Rejected:* the median of the known costs, which is 0 for the first
+        # minutes: with fewer windows than queries the non-negative fit leaves most costs at
+        # 0 (at most one non-zero per window), so every query was planned too light just
+        # while the estimates were youngest. The weighted mean is the load the windows
+        # showed divided by the concurrency that made it, right from the first window.
+        size = len(self.query_ids)
+        if not size:
             return Cost(0.0, self.cap)
-        middle = float(np.median(values))
-        return Cost(middle, max(middle, float(np.std(values))))
+        values = self._solve(resource)[0][1:]
+        ran = np.maximum(self.moments[resource].gram[0, 1 : 1 + size], 0.0)
+        weights = ran / ran.sum() if ran.sum() > 0 else np.full(size, 1 / size)
+        typical = float(weights @ values)
+        spread = float(np.sqrt(weights @ (values - typical) ** 2))
+        return Cost(typical, max(typical, spread))
 
     def to_dict(self) -> dict[str, Any]:
         """The whole state as JSON-ready data, so a restarted pacer resumes where it stopped."""
@@ -224,6 +249,7 @@ class CostEstimator:
             "settings": settings,
             "query_ids": list(self.query_ids),
             "reference": self.reference,
+            "window_length": self.window_length,
             "moments": moments,
         }
 
@@ -233,6 +259,7 @@ class CostEstimator:
         estimator = cls(**data["settings"])
         estimator.query_ids = list(data["query_ids"])
         estimator.reference = data["reference"]
+        estimator.window_length = float(data.get("window_length", estimator.window_length))
         for resource, (gram, moment, squares, weight) in data["moments"].items():
             estimator.moments[resource] = _Moments(
                 np.array(gram, float), np.array(moment, float), squares, weight
@@ -250,21 +277,19 @@ class CostEstimator:
         window: ResourceWindow,
         executions: Sequence[Span],
         fits: Mapping[Resource, FloatArray] | None,
-    ) -> dict[Resource, float | None]:
-        """How much each resource's average lost to the cap; None where it cannot be told.
+    ) -> dict[Resource, float]:
+        """How much each resource's average lost to the cap (0 where it cannot be told yet).
 
         A saturated window still carries information: with the current estimates and the
         executions' exact times we predict each sample's demand, and the expected excess above
         the cap (under Gaussian noise) is added back to the average. Before any estimate
-        exists a saturated window is left out.
+        exists a saturated window is taken as it reads.
         """
-        losses: dict[Resource, float | None] = {}
+        losses: dict[Resource, float] = {}
         fine: FloatArray | None = None
         for resource in RESOURCES:
-            if window.stats(resource).max < self.cap:
+            if window.stats(resource).max < self.cap or fits is None:
                 losses[resource] = 0.0
-            elif fits is None:
-                losses[resource] = None
             else:
                 if fine is None:
                     fine = self._fine(window, executions)
@@ -299,19 +324,17 @@ class CostEstimator:
         return float(np.sum(self.noise * (near * tail + normal)) / len(gaps))
 
     def _learn(
-        self, window: ResourceWindow, levels: FloatArray, clipped: Mapping[Resource, float | None]
+        self, window: ResourceWindow, levels: FloatArray, clipped: Mapping[Resource, float]
     ) -> None:
         end = window.end
+        self.window_length = window.length
         if self.reference is not None:
             self._shift(end - self.reference)
         self.reference = end
         lag = -window.length / 2 / 3600
         features = np.concatenate([levels, lag * levels])
         for resource, moments in self.moments.items():
-            loss = clipped[resource]
-            if loss is None:
-                continue
-            average = window.stats(resource).average + loss
+            average = window.stats(resource).average + clipped[resource]
             moments.gram += np.outer(features, features)
             moments.moment += average * features
             moments.squares += average**2
@@ -350,11 +373,15 @@ class CostEstimator:
     def _solve(self, resource: Resource) -> tuple[FloatArray, FloatArray]:
         """Levels and their variances, solved once per update and resource."""
         if resource not in self._solved:
-            self._solved[resource] = _fit(self.moments[resource], self.trend_ridge)
+            # The variance of one window's average from the sampling noise alone.
+            floor = self.noise**2 * self.sample_s / self.window_length
+            self._solved[resource] = _fit(self.moments[resource], self.trend_ridge, floor)
         return self._solved[resource]
 
 
-def _fit(moments: _Moments, trend_ridge: float) -> tuple[FloatArray, FloatArray]:
+def _fit(
+    moments: _Moments, trend_ridge: float, floor: float = 0.0
+) -> tuple[FloatArray, FloatArray]:
     """Solve one resource's regression: levels ≥ 0, trends shrunk towards zero."""
     size = len(moments.moment) // 2
     diagonal = np.diag(moments.gram)
@@ -366,5 +393,8 @@ def _fit(moments: _Moments, trend_ridge: float) -> tuple[FloatArray, FloatArray]
     theta = nonnegative_quadratic(hessian, moments.moment, bounded)
     residual = moments.squares - 2 * theta @ moments.moment + theta @ moments.gram @ theta
     freedom = max(moments.weight - 2 * size, 1.0)
-    variance = max(float(residual), 0.0) / freedom * np.diag(np.linalg.inv(hessian))
+    # The residual of a fit with as many unknowns as windows is zero, which would claim
+    # certainty where nothing is known yet; the noise of one window's average is the floor.
+    spread = max(float(residual) / freedom, floor)
+    variance = spread * np.diag(np.linalg.inv(hessian))
     return theta[:size], variance[:size]

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pacer.domain.estimation import Cost as Estimate
 from pacer.domain.estimation import CostEstimator, Span
 from pacer.domain.pacing import Cost, PacingPlan
 from pacer.domain.resources import RESOURCES, ResourceWindow
@@ -45,6 +46,10 @@ class Pacer:
     plan: PacingPlan = field(init=False)
     #: run id -> (planned start, duration, cost) still committed to the plan.
     committed: dict[str, tuple[float, float, Cost]] = field(default_factory=dict)
+    #: run id -> query id of each commitment, so its cost follows the estimates.
+    queries: dict[str, str | None] = field(default_factory=dict)
+    #: Planned cost per query id, until the estimator learns again.
+    _costs: dict[str | None, Cost] = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.plan = PacingPlan(
@@ -53,10 +58,25 @@ class Pacer:
 
     def learn(self, windows: Sequence[ResourceWindow], executions: Sequence[Span]) -> None:
         """Feed closed windows and the executions around them; refreshes the baseline."""
-        self.estimator.update(windows, executions)
+        if not self.estimator.update(windows, executions):
+            return
+        self._costs.clear()
         if self.estimator.query_ids:
             baseline = [self.estimator.baseline(r).value for r in RESOURCES]
             self.plan.baseline = Cost(*baseline)
+        self._recost(self.estimator.reference or 0.0)
+
+    def _recost(self, now: float) -> None:
+        """Commitments still ahead are re-planned at the new estimates: a cost guessed while
+        little was known would otherwise hold its room in the plan until the execution ends."""
+        for run_id, (start, duration, old) in self.committed.items():
+            if run_id not in self.queries or start + duration <= now:
+                continue
+            new = self.cost(self.queries[run_id])
+            if new != old:
+                self.plan.remove(start, duration, old)
+                self.plan.add(start, duration, new)
+                self.committed[run_id] = (start, duration, new)
 
     def finished(self, run_id: str, query_id: str | None, started: float, ended: float) -> None:
         """An execution ended: learn its duration and take back the load it no longer uses."""
@@ -65,6 +85,7 @@ class Pacer:
             old = self.durations.get(query_id)
             self.durations[query_id] = seen if old is None else old + DURATION_WEIGHT * (seen - old)
         planned = self.committed.pop(run_id, None)
+        self.queries.pop(run_id, None)
         if planned is not None:
             start, duration, cost = planned
             self.plan.remove(start, duration, cost)
@@ -86,20 +107,37 @@ class Pacer:
         cost = self.cost(query_id)
         placed = self.plan.place(due, duration, cost, self.config.max_delay_s)
         self.committed[run_id] = (placed.start, duration, cost)
+        self.queries[run_id] = query_id
         return placed.delayed_s
 
     def cost(self, query_id: str | None) -> Cost:
+        """The cost planned for one execution: its estimate drawn towards the typical query's
+        by how little the windows have told about it yet, plus ``caution`` standard errors."""
+        if query_id not in self._costs:
+            self._costs[query_id] = self._planned(query_id)
+        return self._costs[query_id]
+
+    def _planned(self, query_id: str | None) -> Cost:
+        if self.estimator.reference is None:
+            # No window has closed yet: no cost can be told apart from another, and the wide
+            # prior (the cap, taken with caution: 50 points each) held the whole first
+            # window's work and spilled it into the next ones. Work runs as it would unpaced
+            # until the first window speaks; its commitments are re-costed then.
+            return Cost()
         estimate = self.estimator.estimate(query_id or "")
-        values = [
-            max(0.0, c.value + self.config.caution * c.uncertainty)
-            for c in (estimate.cost(r) for r in RESOURCES)
-        ]
+        values = []
+        for resource in RESOURCES:
+            cost = estimate.cost(resource)
+            if estimate.known:
+                cost = shrunk(cost, self.estimator.prior(resource))
+            values.append(max(0.0, cost.value + self.config.caution * cost.uncertainty))
         return Cost(*values)
 
     def to_state(self) -> dict[str, Any]:
         return {
             "durations": dict(self.durations),
             "committed": {k: [s, d, list(c.values())] for k, (s, d, c) in self.committed.items()},
+            "queries": dict(self.queries),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -110,3 +148,24 @@ class Pacer:
             cost = Cost(*values)
             self.committed[run_id] = (start, duration, cost)
             self.plan.add(start, duration, cost)
+        self.queries = {
+            str(run_id): query_id
+            for run_id, query_id in state.get("queries", {}).items()
+            if run_id in self.committed
+        }
+
+
+def shrunk(estimate: Estimate, prior: Estimate) -> Estimate:
+    """The precision-weighted mean of an estimate and the prior (both taken as Gaussian).
+
+    A query seen in a handful of windows, or whose exposure is always tiny, is barely told
+    apart from the others: its own estimate can sit anywhere with an enormous standard error,
+    and taken with ``caution`` it claimed hundreds of points and held everything behind it.
+    Drawn towards the typical query's cost, it is planned like one until its windows speak;
+    a well-measured estimate (small error) is left as it is.
+    """
+    if estimate.uncertainty <= 0 or prior.uncertainty <= 0:
+        return estimate if estimate.uncertainty <= prior.uncertainty else prior
+    own, other = estimate.uncertainty**-2, prior.uncertainty**-2
+    value = (own * estimate.value + other * prior.value) / (own + other)
+    return Estimate(value, (own + other) ** -0.5)
