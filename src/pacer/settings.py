@@ -9,7 +9,7 @@ from __future__ import annotations
 import tomllib
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     #: ``pacer up --pace``: the embedded pacer's own file and its longest delay.
     pace_db: Path = Path("pacer-pace.db")
     pace_max_delay_s: float = Field(default=60.0, gt=0)
+    #: Per query id, a longest delay overriding ``pace_max_delay_s`` (JSON in the environment:
+    #: ``PACER_PACE_MAX_DELAY_BY_QUERY='{"<query id>": 2}'``).
+    pace_max_delay_by_query: dict[str, Annotated[float, Field(gt=0)]] = Field(default_factory=dict)
     #: The disk throughput that counts as 100 % IO for the host sampler.
     host_disk_mb_s: float = Field(default=200.0, gt=0)
     #: Process names whose CPU and memory the host sampler counts (empty: the whole machine).

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
+import pytest
+from pydantic import ValidationError
 from typer.testing import CliRunner
 
 from pacer.cli.monitor import monitor_app
+from pacer.cli.processes import pace_config
 from pacer.monitor.events import Event, Missed
 from pacer.monitor.store import MonitorStore
+from pacer.settings import Settings
 
 runner = CliRunner()
 
@@ -62,3 +67,41 @@ def test_reading_a_missing_file_is_an_error(tmp_path: Path) -> None:
     """Reading commands refuse a file that does not exist instead of creating an empty one."""
     result = runner.invoke(monitor_app, ["queries", "--db", str(tmp_path / "none.db")])
     assert (2, False) == (result.exit_code, (tmp_path / "none.db").exists())
+
+
+def test_run_passes_per_query_maximum_delays_to_the_pacer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``--max-delay-for QUERY=SECONDS`` (repeatable) reaches the pacer's configuration."""
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(
+        "pacer.cli.monitor.run_follower", lambda *args, **kwargs: seen.update(kwargs)
+    )
+    args = ["run", "--url", "http://x", "--token", "t", "--db", str(tmp_path / "m.db"), "--pace"]
+    _monitor(*args, "--max-delay", "90", "--max-delay-for", "q1=2", "--max-delay-for", "a=b=0.5")
+    config = seen["pace"]
+    assert ({"q1": 2.0, "a=b": 0.5}, 2.0, 90.0) == (
+        dict(config.max_delay_by_query),
+        config.max_delay_for("q1"),
+        config.max_delay_for("other"),
+    )
+
+
+@pytest.mark.parametrize("value", ["q1", "=2", "q1=0", "q1=-1", "q1=soon", "q1=nan"])
+def test_a_malformed_per_query_maximum_is_a_usage_error(tmp_path: Path, value: str) -> None:
+    """A per-query maximum must be QUERY_ID=SECONDS with seconds > 0."""
+    args = ["run", "--url", "http://x", "--token", "t", "--db", str(tmp_path / "m.db")]
+    result = runner.invoke(monitor_app, [*args, "--pace", "--max-delay-for", value])
+    assert 2 == result.exit_code
+
+
+def test_pacer_up_reads_per_query_maximum_delays_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``PACER_PACE_MAX_DELAY_BY_QUERY`` (JSON) configures the embedded pacer."""
+    monkeypatch.setenv("PACER_PACE_MAX_DELAY_BY_QUERY", '{"q1": 2, "q2": 300}')
+    config = pace_config(Settings(pace_max_delay_s=45))
+    assert (2.0, 300.0, 45.0) == tuple(config.max_delay_for(q) for q in ("q1", "q2", "q3"))
+    monkeypatch.setenv("PACER_PACE_MAX_DELAY_BY_QUERY", '{"q1": 0}')
+    with pytest.raises(ValidationError):
+        Settings()

@@ -66,3 +66,19 @@ def test_a_barely_measured_cost_is_planned_near_the_typical_one() -> None:
     assert pytest.approx(8.0, rel=0.01) == shrunk(Estimate(900.0, 5000.0), prior).value
     assert pytest.approx(5.0, rel=0.01) == shrunk(Estimate(5.0, 0.1), prior).value
     assert shrunk(Estimate(900.0, 5000.0), prior).uncertainty < 8.0
+
+
+def test_a_query_with_its_own_maximum_is_never_held_longer_while_others_wait_more() -> None:
+    """Under the same load, executions of a query bounded at 2 s start within 2 s, while
+    the others queued around them are held far longer."""
+    config = PacerConfig(window_s=10, unknown_duration_s=5.0, max_delay_by_query={"urgent": 2})
+    pacer = Pacer(config)
+    pacer.learn(*history())
+    delays: dict[str, list[float]] = {"q": [], "urgent": []}
+    for i in range(60):
+        query_id = "urgent" if i % 6 == 5 else "q"
+        delays[query_id].append(pacer.decide(f"r{i}", query_id, due=100.0, now=100.0))
+    assert 10 == len(delays["urgent"])
+    assert max(delays["urgent"]) <= 2.0
+    assert max(delays["q"]) > 2.0 * 10
+    assert 60.0 == config.max_delay_for("q")

@@ -7,6 +7,7 @@ The monitor is a separate client: it reaches the server only over HTTP, so these
 from __future__ import annotations
 
 import logging
+import math
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -72,6 +73,11 @@ def run(
     target: float = typer.Option(70.0, "--target", help="Target window average, percent."),
     window: float = typer.Option(30.0, "--window", help="The server's window length, s."),
     max_delay: float = typer.Option(60.0, "--max-delay", help="Longest delay, s."),
+    max_delay_for: list[str] = typer.Option(
+        [],
+        "--max-delay-for",
+        help="QUERY_ID=SECONDS: a longest delay for one query id (repeatable).",
+    ),
 ) -> None:
     """Follow the server's execution log into --db until SIGTERM or Ctrl-C (with --pace,
     also pace the queued executions; needs a write-scope token)."""
@@ -84,13 +90,33 @@ def run(
     settings = FollowSettings(
         name=name, transport=transport, poll_wait=poll_wait, resources_interval=resources_interval
     )
+    by_query = max_delays(max_delay_for)
     typer.echo(f"pacer monitor: {url} -> {db} as consumer {name!r}", err=True)
     try:
-        config = PacerConfig(target=target, window_s=window, max_delay_s=max_delay)
+        config = PacerConfig(
+            target=target, window_s=window, max_delay_s=max_delay, max_delay_by_query=by_query
+        )
         run_follower(url, token, db, settings, keepalive=keepalive, pace=config if pace else None)
     except FatalError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from exc
+
+
+def max_delays(values: list[str]) -> dict[str, float]:
+    """``QUERY_ID=SECONDS`` pairs as a mapping; a malformed one is a usage error."""
+    delays: dict[str, float] = {}
+    for value in values:
+        query_id, _, text = value.rpartition("=")
+        try:
+            seconds = float(text)
+        except ValueError:
+            seconds = math.nan
+        if not query_id or not 0 < seconds < math.inf:
+            raise typer.BadParameter(
+                f"{value!r}: expected QUERY_ID=SECONDS, seconds > 0", param_hint="--max-delay-for"
+            )
+        delays[query_id] = seconds
+    return delays
 
 
 @monitor_app.command("queries")

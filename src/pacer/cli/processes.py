@@ -99,6 +99,15 @@ async def run_roles(settings: Settings, roles: list[Role], *, sync_jobs: bool) -
             await asyncio.gather(listener, return_exceptions=True)
 
 
+def pace_config(settings: Settings) -> PacerConfig:
+    """The embedded pacer's configuration from the server's settings."""
+    return PacerConfig(
+        window_s=settings.resource_window_s,
+        max_delay_s=settings.pace_max_delay_s,
+        max_delay_by_query=dict(settings.pace_max_delay_by_query),
+    )
+
+
 async def _pace(container: Container, stop: asyncio.Event) -> None:
     """``pacer up --pace``: the monitor and its pacer, embedded, talking to this very server
     over HTTP exactly as a separate ``pacer monitor --pace`` would (so the demo runs the same
@@ -107,8 +116,7 @@ async def _pace(container: Container, stop: asyncio.Event) -> None:
     token, secret = await container.tokens.create("embedded pacer", Scope.WRITE)
     store = MonitorStore(s.pace_db, consumer="embedded-pacer")
     client = MonitorClient(s.base_url(), secret)
-    config = PacerConfig(window_s=s.resource_window_s, max_delay_s=s.pace_max_delay_s)
-    pacing = PacingLoop(MonitorStore(s.pace_db, consumer="embedded-pacer"), client, config)
+    pacing = PacingLoop(MonitorStore(s.pace_db, consumer="embedded-pacer"), client, pace_config(s))
     follow = FollowSettings(name="embedded-pacer", resources_interval=s.resource_sample_s)
     try:
         follower = Follower(store, client, follow, on_commit=pacing.committed)

@@ -10,7 +10,7 @@ dict (``to_state``/``from_state``), so a restarted pacer resumes with what it ha
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,9 @@ class PacerConfig:
     window_s: float = 30.0
     #: No execution waits longer than this (nothing starves, even when overloaded).
     max_delay_s: float = 60.0
+    #: A shorter (or longer) maximum delay for some query ids: work whose caller is waiting
+    #: is bounded tighter than a nightly export.
+    max_delay_by_query: Mapping[str, float] = field(default_factory=dict)
     #: Assumed duration of a query never seen finish.
     unknown_duration_s: float = 1.0
     #: Costs are taken at their estimate plus this many standard errors: a little caution
@@ -36,6 +39,12 @@ class PacerConfig:
     caution: float = 0.5
     #: Highest planned instantaneous load: stops postponed work herding at a window boundary.
     ceiling: float | None = 100.0
+
+    def max_delay_for(self, query_id: str | None) -> float:
+        """The longest this query's executions may be held."""
+        if query_id is None:
+            return self.max_delay_s
+        return self.max_delay_by_query.get(query_id, self.max_delay_s)
 
 
 @dataclass
@@ -105,7 +114,7 @@ class Pacer:
         self.plan.forget_before(now - self.config.window_s)
         duration = self.durations.get(query_id or "", self.config.unknown_duration_s)
         cost = self.cost(query_id)
-        placed = self.plan.place(due, duration, cost, self.config.max_delay_s)
+        placed = self.plan.place(due, duration, cost, self.config.max_delay_for(query_id))
         self.committed[run_id] = (placed.start, duration, cost)
         self.queries[run_id] = query_id
         return placed.delayed_s
