@@ -60,6 +60,40 @@ async def test_each_transition_appends_its_event(store: SqlStore) -> None:
     assert ("w1", "q1", 250.0) == (last.worker, last.query_id, last.duration_ms)
 
 
+async def test_claim_and_completion_events_carry_the_run_as_it_stands(store: SqlStore) -> None:
+    """Every field of the hot path's events (PostgreSQL builds them in SQL from the rows, SQLite
+    in Python): times, worker, query, the retry's new due time, a long error cut to 2,000."""
+    first, second = _run(), _run(priority=5)
+    await store.enqueue([first, second])
+    await store.claim("w1", T0, 10, 30)
+    retry_at, ended = T0 + timedelta(seconds=9), T0 + timedelta(milliseconds=40)
+    await store.complete(
+        "w1",
+        [
+            Completion(first.id, 1, RunStatus.RETRYING, ended, error="x" * 5000, retry_at=retry_at),
+            Completion(second.id, 1, RunStatus.SUCCEEDED, ended, result={"rows": 3}),
+        ],
+    )
+    log = await _log(store).read(0, 100)
+    got = [
+        (e.kind.value, e.run_id, e.attempt, e.status.value, e.at, e.scheduled_at, e.started_at,
+         e.finished_at, e.worker, e.query_id, len(e.error or ""))
+        for e in log
+        if e.kind is not EventKind.QUEUED
+    ]  # fmt: skip
+    started = {
+        ("started", run.id, 1, "running", T0, T0, T0, None, "w1", "q1", 0)
+        for run in (first, second)
+    }
+    assert set(got[:2]) == started  # one claim: its events' order among themselves is free
+    assert got[2:] == [
+        ("retrying", first.id, 1, "retrying", ended, retry_at, T0, None, "w1", "q1", 2000),
+        ("succeeded", second.id, 1, "succeeded", ended, T0, T0, ended, "w1", "q1", 0),
+    ]
+    positions = [e.position for e in log]
+    assert positions == sorted(positions)
+
+
 async def test_cancel_retry_delay_release_and_reap_are_logged(store: SqlStore) -> None:
     """Manual and housekeeping transitions append events too; a refused one appends nothing."""
     first, second = _run(), _run()

@@ -33,7 +33,7 @@ from pacer.domain.events import KIND_OF_STATUS, MAX_EVENT_ERROR, EventKind, RunE
 from pacer.domain.models import CLAIMABLE, FINAL, Job, JobSpec, Run, RunStatus, new_id
 from pacer.ports import Completion, RunFilter
 from pacer.stores.sqlalchemy.dialects import NOTIFY_CHANNEL, create_engine
-from pacer.stores.sqlalchemy.events import append_events
+from pacer.stores.sqlalchemy.events import append_events, append_from_runs
 from pacer.stores.sqlalchemy.rows import aware, run_values, to_job, to_run, utc
 from pacer.stores.sqlalchemy.tables import (
     Timestamp,
@@ -335,7 +335,10 @@ class SqlStore:
         )
         async with self.engine.begin() as conn:
             claimed = [to_run(r) for r in (await conn.execute(stmt)).mappings().all()]
-            await self._log(conn, [event_of(r, now) for r in claimed])
+            if self.dialect.name == "postgresql":
+                await append_from_runs(conn, [(r.id, now) for r in claimed])
+            else:
+                await self._log(conn, [event_of(r, now) for r in claimed])
         self._signal_events(claimed)
         claimed.sort(key=lambda r: (-r.priority, r.scheduled_at))
         return claimed
@@ -352,15 +355,20 @@ class SqlStore:
             return []
         async with self.engine.begin() as conn:
             if self.dialect.name == "postgresql":
-                logged = await _complete_postgresql(conn, completions)
+                accepted = await _complete_postgresql(conn, completions)
             else:
                 logged = await _complete_each(conn, completions)
-            accepted = [e.run_id for e in logged]
+                accepted = [e.run_id for e in logged]
+            held = set(accepted)
             retry_times = [
-                c.retry_at for c in completions if c.retry_at is not None and c.run_id in accepted
+                c.retry_at for c in completions if c.retry_at is not None and c.run_id in held
             ]
             await self._notify_due(conn, retry_times)
-            await self._log(conn, logged)
+            if self.dialect.name == "postgresql":
+                finished = {c.run_id: c.finished_at for c in completions}
+                await append_from_runs(conn, [(run_id, finished[run_id]) for run_id in accepted])
+            else:
+                await self._log(conn, logged)
         self._signal_due(retry_times)
         self._signal_events(accepted)
         return accepted
@@ -680,15 +688,16 @@ _PG_COMPLETE = text(
         CAST(:retry_at AS timestamptz[])
     ) AS v(id, attempt, status, finished_at, result, error, retry_at)
     WHERE r.id = v.id AND r.attempt = v.attempt AND r.status = 'running'
-    RETURNING r.id, r.attempt, r.job_id, r.query_id, r.scheduled_at, r.started_at, r.worker
+    RETURNING r.id
     """
 )
 
 
 async def _complete_postgresql(
     conn: AsyncConnection, completions: Sequence[Completion]
-) -> list[RunEvent]:
-    """One round trip for a whole batch: ``UPDATE ... FROM unnest(arrays)``."""
+) -> list[str]:
+    """One round trip for a whole batch: ``UPDATE ... FROM unnest(arrays)``; the ids accepted,
+    in the order given (their events are then built from the rows, ``append_from_runs``)."""
     values = [_completion_values(c) for c in completions]
     params = {
         "ids": [c.run_id for c in completions],
@@ -699,8 +708,8 @@ async def _complete_postgresql(
         "errors": [v["error"] for v in values],
         "retry_at": [v["retry_at"] for v in values],
     }
-    by_id = {c.run_id: c for c in completions}
-    return [_completed_event(r, by_id[r.id]) for r in await conn.execute(_PG_COMPLETE, params)]
+    accepted = {r.id for r in await conn.execute(_PG_COMPLETE, params)}
+    return [c.run_id for c in completions if c.run_id in accepted]
 
 
 def _utc_or_none(value: datetime | None) -> datetime | None:
