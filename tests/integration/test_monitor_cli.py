@@ -1,7 +1,9 @@
-"""``pacer monitor queries|executions|gaps`` over a recorded store: tables and ``--json``."""
+"""``pacer monitor queries|executions|gaps|decisions`` over a recorded store (tables and
+``--json``), and the options of ``pacer monitor run --pace`` and ``pacer up --pace``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,9 @@ from typer.testing import CliRunner
 
 from pacer.cli.monitor import monitor_app
 from pacer.cli.processes import pace_config
+from pacer.domain.pacer import PacerConfig
 from pacer.monitor.events import Event, Missed
+from pacer.monitor.pacing import PacingLoop
 from pacer.monitor.store import MonitorStore
 from pacer.settings import Settings
 
@@ -105,3 +109,31 @@ def test_pacer_up_reads_per_query_maximum_delays_from_the_environment(
     monkeypatch.setenv("PACER_PACE_MAX_DELAY_BY_QUERY", '{"q1": 0}')
     with pytest.raises(ValidationError):
         Settings()
+
+
+class NoServer:
+    """A client that accepts every delay (the pacer's only call in a step)."""
+
+    async def delay(self, run_id: str, delay_ms: float) -> bool:
+        return True
+
+
+def test_decisions_lists_what_the_pacing_loop_decided(tmp_path: Path) -> None:
+    """Each queued execution the pacer acts on is recorded with the acted position and shown
+    by ``pacer monitor decisions`` (newest first, --json and a table)."""
+    db = tmp_path / "monitor.db"
+    store = MonitorStore(db)
+    due = "2026-01-01T00:00:00+00:00"
+    store.apply(
+        [Event(p, "queued", f"r{p}", 0, query_id="q1", scheduled_at=due) for p in (1, 2)], 2
+    )
+    loop = PacingLoop(MonitorStore(db), NoServer(), PacerConfig())  # type: ignore[arg-type]
+    asyncio.run(loop.step())
+    store.close()
+    decided = json.loads(_monitor("decisions", "--db", str(db), "--json"))
+    due_at = "2026-01-01T00:00:00.000+00:00"
+    assert [("r2", "q1", 2, due_at), ("r1", "q1", 2, due_at)] == [
+        (d["run_id"], d["query_id"], d["position"], d["due_at"]) for d in decided
+    ]
+    assert {"cost_cpu", "forecast_memory", "start_at", "delay_ms", "decided_at"} <= set(decided[0])
+    assert "pacer decisions" in _monitor("decisions", "--db", str(db), "--query", "q1")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -9,9 +11,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pacer.domain.pacer import Decision
+from pacer.domain.pacing import Cost
 from pacer.monitor.events import Event, Missed, Resources
 from pacer.monitor.executions import percentile
-from pacer.monitor.store import MonitorStore
+from pacer.monitor.store import DECISION_KEEP_S, MonitorStore
 
 
 def _event(position: int, kind: str, run: str, attempt: int, **fields: Any) -> Event:
@@ -180,3 +184,56 @@ def test_gaps_and_resources_are_kept_once(store: MonitorStore) -> None:
         (g["from_position"], g["to_position"], g["count"]) for g in store.gaps()
     ]
     assert [1_700_000_000_000] == [r["timestamp"] for r in store.resources()]
+
+
+def _decision(run_id: str, decided_at: float, delay_s: float = 1.5) -> Decision:
+    return Decision(
+        run_id,
+        "q1",
+        decided_at,
+        decided_at + delay_s,
+        delay_s,
+        Cost(10, 5, 3),
+        (60, 50, 40),
+        decided_at,
+    )
+
+
+def test_decisions_are_appended_with_the_acted_position_and_listed_newest_first(
+    tmp_path: Path,
+) -> None:
+    """Each save appends its decisions, stamped with the position acted up to."""
+    store = MonitorStore(tmp_path / "m.db")
+    store.save_pacer(5, {"durations": {}}, [_decision("r1", 1e9), _decision("r2", 1e9 + 1)])
+    store.save_pacer(9, {"durations": {}}, [_decision("r1", 1e9 + 2, 0.0)])
+    rows = store.decisions()
+    assert [("r1", 9, 0.0), ("r2", 5, 1500.0), ("r1", 5, 1500.0)] == [
+        (row["run_id"], row["position"], row["delay_ms"]) for row in rows
+    ]
+    assert (10.0, 60.0, "2001-09-09T01:46:41.000+00:00") == (
+        rows[1]["cost_cpu"],
+        rows[1]["forecast_cpu"],
+        rows[1]["due_at"],
+    )
+    assert ["r1"] == [row["run_id"] for row in store.decisions("q1", limit=1)]
+
+
+def test_decisions_and_the_position_commit_together(tmp_path: Path) -> None:
+    """A batch whose decisions cannot be written leaves the saved position where it was."""
+    store = MonitorStore(tmp_path / "m.db")
+    store.save_pacer(5, {"durations": {"q1": 1.0}}, [_decision("r1", 1e9)])
+    broken = replace(_decision("r2", 1e9 + 1), run_id=None)  # type: ignore[arg-type]
+    with pytest.raises(sqlite3.IntegrityError):
+        store.save_pacer(9, {"durations": {}}, [broken])
+    assert ((5, {"durations": {"q1": 1.0}}), ["r1"]) == (
+        store.pacer(),
+        [row["run_id"] for row in store.decisions()],
+    )
+
+
+def test_decisions_older_than_the_retention_are_pruned(tmp_path: Path) -> None:
+    """Saving keeps only the decisions within DECISION_KEEP_S of the newest one."""
+    store = MonitorStore(tmp_path / "m.db")
+    store.save_pacer(1, {}, [_decision("old", 1e9), _decision("kept", 1e9 + 10)])
+    store.save_pacer(2, {}, [_decision("new", 1e9 + 5 + DECISION_KEEP_S)])
+    assert ["new", "kept"] == [row["run_id"] for row in store.decisions()]

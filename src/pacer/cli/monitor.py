@@ -13,11 +13,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from pacer.cli.output import emit
 from pacer.domain.pacer import PacerConfig
+from pacer.domain.resources import RESOURCES
 from pacer.monitor.client import FatalError
 from pacer.monitor.follower import FollowSettings
 from pacer.monitor.runner import run as run_follower
@@ -44,6 +46,17 @@ EXECUTION_COLUMNS = [
     "duration_ms",
     "worker",
     "error",
+]
+
+DECISION_COLUMNS = [
+    "decided_at",
+    "run_id",
+    "query_id",
+    "due_at",
+    "start_at",
+    "delay_ms",
+    "cost",
+    "forecast",
 ]
 
 
@@ -145,6 +158,33 @@ def gaps(db: Path = Db, as_json: bool = Json) -> None:
     with _opened(db) as store:
         records = store.gaps()
     emit(records, ["from_position", "to_position", "count", "detected_at"], as_json, "gaps")
+
+
+@monitor_app.command("decisions")
+def decisions(
+    query: str | None = typer.Option(None, "--query", help="Only this query id's."),
+    limit: int = typer.Option(50, "--limit", min=1, help="Newest decisions to show."),
+    db: Path = Db,
+    as_json: bool = Json,
+) -> None:
+    """The pacer's decisions, newest first: when each execution was due, the start chosen,
+    the delay, the cost it was planned at and the forecast of the window it landed in."""
+    with _opened(db) as store:
+        records = store.decisions(query, limit)
+    if not as_json:
+        records = [_brief(record) for record in records]
+    emit(records, DECISION_COLUMNS, as_json, "pacer decisions")
+
+
+def _brief(record: dict[str, Any]) -> dict[str, Any]:
+    """A decision as one table row: costs and forecasts as cpu/io/memory triples."""
+    triple = "{:.1f}/{:.1f}/{:.1f}".format
+    return {
+        **record,
+        "cost": triple(*(record[f"cost_{r}"] for r in RESOURCES)),
+        "forecast": triple(*(record[f"forecast_{r}"] for r in RESOURCES)),
+        "delay_ms": round(record["delay_ms"]),
+    }
 
 
 @contextmanager

@@ -10,6 +10,7 @@ dict (``to_state``/``from_state``), so a restarted pacer resumes with what it ha
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,8 @@ from pacer.domain.resources import RESOURCES, ResourceWindow
 
 #: Weight of the newest duration in the running mean: recent enough to follow drift.
 DURATION_WEIGHT = 0.1
+#: Decisions kept for the audit until taken: a pacer nobody audits (the benchmark) stays small.
+AUDIT_BOUND = 20_000
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,22 @@ class PacerConfig:
         return self.max_delay_by_query.get(query_id, self.max_delay_s)
 
 
+@dataclass(frozen=True)
+class Decision:
+    """One execution placed: what was decided, when, and the figures it was decided on."""
+
+    run_id: str
+    query_id: str | None
+    due: float
+    start: float
+    delay_s: float
+    #: The cost planned for it (estimate, drawn to the prior, plus caution).
+    cost: Cost
+    #: The forecast average of the window its start lands in, itself included.
+    forecast: tuple[float, float, float]
+    decided_at: float
+
+
 @dataclass
 class Pacer:
     config: PacerConfig = field(default_factory=PacerConfig)
@@ -57,6 +76,8 @@ class Pacer:
     committed: dict[str, tuple[float, float, Cost]] = field(default_factory=dict)
     #: run id -> query id of each commitment, so its cost follows the estimates.
     queries: dict[str, str | None] = field(default_factory=dict)
+    #: Decisions not yet taken by ``take_decisions`` (the newest ``AUDIT_BOUND``).
+    decisions: deque[Decision] = field(default_factory=lambda: deque(maxlen=AUDIT_BOUND))
     #: Planned cost per query id, until the estimator learns again.
     _costs: dict[str | None, Cost] = field(default_factory=dict, init=False, repr=False)
 
@@ -117,7 +138,17 @@ class Pacer:
         placed = self.plan.place(due, duration, cost, self.config.max_delay_for(query_id))
         self.committed[run_id] = (placed.start, duration, cost)
         self.queries[run_id] = query_id
+        forecast = self.plan.average(self.plan.window_of(placed.start))
+        self.decisions.append(
+            Decision(run_id, query_id, due, placed.start, placed.delayed_s, cost, forecast, now)
+        )
         return placed.delayed_s
+
+    def take_decisions(self) -> list[Decision]:
+        """The decisions made since the last call, oldest first (for the audit)."""
+        taken = list(self.decisions)
+        self.decisions.clear()
+        return taken
 
     def cost(self, query_id: str | None) -> Cost:
         """The cost planned for one execution: its estimate drawn towards the typical query's

@@ -72,7 +72,8 @@ class PacingLoop:
             await self._act(event)
             self.position = event.position
         if events:
-            self.store.save_pacer(self.position, self.pacer.to_state())
+            decisions = self.pacer.take_decisions()
+            self.store.save_pacer(self.position, self.pacer.to_state(), decisions)
 
     async def _act(self, event: Event) -> None:
         if event.kind == "queued" and event.scheduled_at is not None:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pacer.domain.pacer import Decision
 from pacer.monitor.events import (
     DETAIL_FIELDS,
     RESOURCE_GROUPS,
@@ -30,6 +31,18 @@ from pacer.monitor.executions import Execution, fold, percentile
 
 RESOURCE_COLUMNS = tuple(f"{group}_{stat}" for group in RESOURCE_GROUPS for stat in RESOURCE_STATS)
 EVENT_COLUMNS = ("position", "kind", "run_id", "attempt", *DETAIL_FIELDS)
+DECISION_COLUMNS = (
+    "position",
+    "run_id",
+    "query_id",
+    "due_at",
+    "start_at",
+    "delay_ms",
+    *(f"{kind}_{r}" for kind in ("cost", "forecast") for r in ("cpu", "io", "memory")),
+    "decided_at",
+)
+#: Decisions older than this (behind the newest one) are pruned when new ones are saved.
+DECISION_KEEP_S = 7 * 86_400.0
 EXECUTION_COLUMNS = tuple(Execution.__dataclass_fields__)
 
 SCHEMA = f"""
@@ -57,6 +70,15 @@ CREATE TABLE IF NOT EXISTS gaps (
     from_position INTEGER PRIMARY KEY, to_position INTEGER NOT NULL, count INTEGER NOT NULL,
     detected_at TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS decisions (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, position INTEGER NOT NULL, run_id TEXT NOT NULL,
+    query_id TEXT, due_at TEXT NOT NULL, start_at TEXT NOT NULL, delay_ms REAL NOT NULL,
+    cost_cpu REAL NOT NULL, cost_io REAL NOT NULL, cost_memory REAL NOT NULL,
+    forecast_cpu REAL NOT NULL, forecast_io REAL NOT NULL, forecast_memory REAL NOT NULL,
+    decided_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS decisions_by_time ON decisions (decided_at);
+CREATE INDEX IF NOT EXISTS decisions_by_query ON decisions (query_id, id);
 CREATE TABLE IF NOT EXISTS resources (
     timestamp INTEGER PRIMARY KEY, {", ".join(f"{c} REAL" for c in RESOURCE_COLUMNS)}
 );
@@ -148,8 +170,13 @@ class MonitorStore:
             )
         return cursor.rowcount == 1
 
-    def save_pacer(self, position: int, state: dict[str, Any]) -> None:
-        """The pacer's learnt state and the position it has acted up to, in one transaction."""
+    def save_pacer(
+        self, position: int, state: dict[str, Any], decisions: Sequence[Decision] = ()
+    ) -> None:
+        """The pacer's learnt state, the position it has acted up to and the decisions it took
+        on the way, in one transaction: after a crash the audit holds exactly the decisions
+        behind the saved position (the ones after it are taken again). Decisions older than
+        ``DECISION_KEEP_S`` behind the newest are pruned."""
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO pacer_state (id, position, state) VALUES (1, ?, ?) "
@@ -157,6 +184,17 @@ class MonitorStore:
                 "state = excluded.state",
                 (position, json.dumps(state)),
             )
+            if decisions:
+                db.executemany(
+                    f"INSERT INTO decisions ({', '.join(DECISION_COLUMNS)}) "
+                    f"VALUES ({', '.join('?' * len(DECISION_COLUMNS))})",
+                    [_decision_row(position, decision) for decision in decisions],
+                )
+                newest = max(decision.decided_at for decision in decisions)
+                db.execute(
+                    "DELETE FROM decisions WHERE decided_at < ?",
+                    (_iso(newest - DECISION_KEEP_S),),
+                )
 
     def pacer(self) -> tuple[int, dict[str, Any]]:
         row = self._db.execute("SELECT position, state FROM pacer_state WHERE id = 1").fetchone()
@@ -234,6 +272,35 @@ class MonitorStore:
         ).fetchall()
         return [dict(row) for row in rows]
 
+    def decisions(
+        self, query_id: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The pacer's recorded decisions, newest first; with ``query_id``, only that query's."""
+        where = "WHERE query_id = ?" if query_id else ""
+        rows = self._db.execute(
+            f"SELECT {', '.join(DECISION_COLUMNS)} FROM decisions {where} ORDER BY id DESC LIMIT ?",
+            (*([query_id] if query_id else []), -1 if limit is None else limit),
+        ).fetchall()
+        return [dict(row) for row in rows]
+
     def resources(self) -> list[dict[str, Any]]:
         rows = self._db.execute("SELECT * FROM resources ORDER BY timestamp").fetchall()
         return [dict(row) for row in rows]
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")
+
+
+def _decision_row(position: int, decision: Decision) -> tuple[Any, ...]:
+    return (
+        position,
+        decision.run_id,
+        decision.query_id,
+        _iso(decision.due),
+        _iso(decision.start),
+        1000 * decision.delay_s,
+        *decision.cost.values(),
+        *decision.forecast,
+        _iso(decision.decided_at),
+    )
