@@ -11,10 +11,16 @@ from itertools import product
 import numpy as np
 import pytest
 
-from pacer.domain.estimation import CostEstimator, exposure, nonnegative_quadratic
+from pacer.domain.estimation import (
+    BOOTSTRAP_WEIGHT,
+    CostEstimator,
+    exposure,
+    nonnegative_quadratic,
+)
+from pacer.domain.resources import RESOURCES, ResourceWindow, Stats
 from pacer.sim.accuracy import estimate_scenario, replay
 from pacer.sim.scenarios import RATES, Scenario, scenario
-from pacer.sim.virtual import simulate
+from pacer.sim.virtual import Execution, simulate
 from pacer.sim.workload import Poisson, Rare
 
 HOURS = 2.0
@@ -148,3 +154,20 @@ def test_state_round_trips_through_json_and_windows_are_learned_once() -> None:
     restored = CostEstimator.from_dict(json.loads(json.dumps(estimator.to_dict())))
     assert 0 == restored.update(result.windows, result.executions)
     assert estimator.estimate("orders") == restored.estimate("orders")
+
+
+def test_a_database_saturated_from_its_first_window_is_still_learnt() -> None:
+    """Windows that all touched the cap before any estimate existed still teach a cost (they
+    were dropped, which left a saturated database unknown for good), at a small weight."""
+    windows, spans = [], []
+    for k, busy in enumerate([4.0, 10.0, 2.0, 8.0, 6.0, 10.0]):
+        average = 10.0 + 20.0 * busy / 10
+        stats = {r: Stats(average, 0.0, 100.0) for r in RESOURCES}
+        windows.append(ResourceWindow(start=10.0 * k, end=10.0 * (k + 1), **stats))
+        spans.append(Execution("q", 10.0 * k, 10.0 * k, 10.0 * k + busy))
+    estimator = CostEstimator()
+    estimator.update(windows[:1], spans)  # the first fit
+    estimator.update(windows[1:], spans)
+    assert pytest.approx(20.0, rel=0.1) == estimator.estimate("q").cpu.value
+    # the five corrected windows count fully, the first (read before any fit) barely
+    assert pytest.approx(5 + BOOTSTRAP_WEIGHT, rel=0.02) == estimator.moments["cpu"].weight

@@ -23,10 +23,11 @@ Choices, and what was rejected:
   was clipped at some instant, so its average understates the demand. Dropping them left an
   overloaded database with no data at all; instead the clipped excess is predicted from the
   current estimates and the executions' exact times, and added back. Before any estimate
-  exists a saturated window is taken as it reads (a demand at least that high): leaving it
-  out, as at first, left a database saturated from its first window with no data at all, and
-  a pacer planning from nothing never lifted the saturation. The window maximum is what tells
-  a saturated window apart.
+  exists a saturated window is taken as it reads (a demand at least that high) at a small
+  weight (``BOOTSTRAP_WEIGHT``): leaving it out, as at first, left a database saturated from
+  its first window with no data at all, and a pacer planning from nothing never lifted the
+  saturation; at full weight its low reading lingered for a half-life in the estimates. The
+  window maximum is what tells a saturated window apart.
 - **Uncertainties never below a window's sampling noise**: with fewer windows than unknowns
   the fit is exact and its residual zero, which claimed certainty exactly when nothing was
   known yet.
@@ -148,6 +149,10 @@ class _Moments:
     squares: float = 0.0
     weight: float = 0.0
 
+
+#: Weight of a saturated window read before any estimate could correct it: enough to start
+#: from, little enough that the corrected windows after it soon outweigh its low reading.
+BOOTSTRAP_WEIGHT = 0.05
 
 _SETTINGS = ("half_life_s", "trend_ridge", "cap", "sample_s", "noise")
 
@@ -277,19 +282,22 @@ class CostEstimator:
         window: ResourceWindow,
         executions: Sequence[Span],
         fits: Mapping[Resource, FloatArray] | None,
-    ) -> dict[Resource, float]:
-        """How much each resource's average lost to the cap (0 where it cannot be told yet).
+    ) -> dict[Resource, float | None]:
+        """How much each resource's average lost to the cap; None where it cannot be told yet.
 
         A saturated window still carries information: with the current estimates and the
         executions' exact times we predict each sample's demand, and the expected excess above
         the cap (under Gaussian noise) is added back to the average. Before any estimate
-        exists a saturated window is taken as it reads.
+        exists it cannot be told (None): the window is then learnt as it reads, at a small
+        weight.
         """
-        losses: dict[Resource, float] = {}
+        losses: dict[Resource, float | None] = {}
         fine: FloatArray | None = None
         for resource in RESOURCES:
-            if window.stats(resource).max < self.cap or fits is None:
+            if window.stats(resource).max < self.cap:
                 losses[resource] = 0.0
+            elif fits is None:
+                losses[resource] = None
             else:
                 if fine is None:
                     fine = self._fine(window, executions)
@@ -324,7 +332,7 @@ class CostEstimator:
         return float(np.sum(self.noise * (near * tail + normal)) / len(gaps))
 
     def _learn(
-        self, window: ResourceWindow, levels: FloatArray, clipped: Mapping[Resource, float]
+        self, window: ResourceWindow, levels: FloatArray, clipped: Mapping[Resource, float | None]
     ) -> None:
         end = window.end
         self.window_length = window.length
@@ -334,11 +342,13 @@ class CostEstimator:
         lag = -window.length / 2 / 3600
         features = np.concatenate([levels, lag * levels])
         for resource, moments in self.moments.items():
-            average = window.stats(resource).average + clipped[resource]
-            moments.gram += np.outer(features, features)
-            moments.moment += average * features
-            moments.squares += average**2
-            moments.weight += 1.0
+            loss = clipped[resource]
+            weight = BOOTSTRAP_WEIGHT if loss is None else 1.0
+            average = window.stats(resource).average + (loss or 0.0)
+            moments.gram += weight * np.outer(features, features)
+            moments.moment += weight * average * features
+            moments.squares += weight * average**2
+            moments.weight += weight
 
     def _shift(self, seconds: float) -> None:
         """Move the reference time forward: fade old windows, re-express trends from now."""
