@@ -1,6 +1,6 @@
 """Four pacing policies side by side on the virtual clock.
 
-    .venv/bin/python bench/pacing.py [--hours 2] [--scenarios bursty,daily,steady,overloaded]
+    .venv/bin/python bench/pacing.py [--hours 2] [--scenarios bursty,daily,steady,drift,overloaded]
                                      [--limit 12] [--no-write]
 
 Each scenario is played once per policy, with the same arrivals and the same database noise:
@@ -225,7 +225,7 @@ def draw(name: str, outcomes: Sequence[Outcome], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--hours", type=float, default=2.0)
-    parser.add_argument("--scenarios", default="bursty,daily,steady,overloaded")
+    parser.add_argument("--scenarios", default="bursty,daily,steady,drift,overloaded")
     parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT)
     parser.add_argument("--no-write", action="store_true", help="print only: no BENCHMARKS.md, PNG")
     args = parser.parse_args()
