@@ -34,12 +34,18 @@ async def _bad_request(**_: Any) -> None:
     raise ActionFailed("400 bad request", retryable=False)
 
 
+async def _nul(fail: bool = False) -> dict[str, str]:
+    if fail:
+        raise ActionFailed("bad byte \x00 in row 3", retryable=False)
+    return {"text\x00": "a\x00b"}
+
+
 async def _sleeps(seconds: float = 60.0) -> str:
     await asyncio.sleep(seconds)
     return "slept"
 
 
-for fn in (_noop, _always_fails, _bad_request, _sleeps):
+for fn in (_noop, _always_fails, _bad_request, _sleeps, _nul):
     FUNCTIONS[f"tests:{fn.__name__}"] = fn
 
 
@@ -105,6 +111,30 @@ async def test_non_retryable_failure_fails_at_once(container: Container, worker:
     stored = await container.store.get_run(run.id)
     assert stored is not None
     assert 1 == stored.attempt
+
+
+async def test_nul_in_a_result_or_error_does_not_block_the_worker(
+    container: Container, worker: Worker
+) -> None:
+    """PostgreSQL text and jsonb cannot hold NUL: such a result or error is stored with U+FFFD
+    in its place, instead of failing the completion batch (which the worker would retry for
+    ever, holding every other run's result back with it)."""
+    ok, bad, after = (_run("_nul", container, parameters={"fail": f}) for f in (False, True, False))
+    await container.store.enqueue([ok, bad])
+    await eventually(lambda: _is(container, bad.id, RunStatus.FAILED))
+    await container.store.enqueue([after])
+    await eventually(lambda: _is(container, after.id, RunStatus.SUCCEEDED))
+    stored_ok, stored_bad = (
+        await container.store.get_run(ok.id),
+        await container.store.get_run(bad.id),
+    )
+    assert stored_ok is not None
+    assert stored_bad is not None
+    if container.store.dialect.name == "postgresql":
+        assert {"text\ufffd": "a\ufffdb"} == stored_ok.result
+        assert "bad byte \ufffd in row 3" == stored_bad.error
+    else:  # SQLite keeps them as they are
+        assert {"text\x00": "a\x00b"} == stored_ok.result
 
 
 async def test_per_run_timeout(container: Container, worker: Worker) -> None:

@@ -17,6 +17,7 @@ twice. See docs/ARCHITECTURE.md for the measured cost.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime
@@ -74,7 +75,9 @@ async def append_events(conn: AsyncConnection, dialect: Dialect, new: Sequence[R
 #: The event of each run as its row now stands, built by PostgreSQL itself from the rows the
 #: transaction just changed: a batch of N runs costs one statement with two array parameters
 #: instead of N Python records and N pipelined INSERTs (20 % of a worker's time when runs are
-#: short; BENCHMARKS.md). The advisory lock is joined in, so it is taken before the first
+#: short; BENCHMARKS.md). The batch travels as one JSON text: psycopg dumps array parameters
+#: element by element in Python, which cost more than the statement saved. The advisory lock
+#: is joined in, so it is taken before the first
 #: position is drawn and still after every row lock of the transaction (see above); ORDER BY
 #: keeps the positions in the order given.
 _PG_APPEND_FROM_RUNS = text(
@@ -84,7 +87,8 @@ _PG_APPEND_FROM_RUNS = text(
     SELECT CASE r.status {" ".join(f"WHEN '{s.value}' THEN '{k.value}'" for s, k in KIND_OF_STATUS.items())} END,
            r.status, r.id, r.attempt, v.at, r.job_id, r.query_id,
            r.scheduled_at, r.started_at, r.finished_at, r.worker, left(r.error, {MAX_EVENT_ERROR})
-    FROM unnest(CAST(:ids AS varchar[]), CAST(:ats AS timestamptz[])) WITH ORDINALITY AS v(id, at, n)
+    FROM ROWS FROM (json_to_recordset(CAST(:batch AS json)) AS (id varchar, at timestamptz))
+         WITH ORDINALITY AS v(id, at, n)
     JOIN pacer_runs AS r ON r.id = v.id
     CROSS JOIN (SELECT pg_advisory_xact_lock({POSITION_LOCK})) AS position_lock
     ORDER BY v.n
@@ -98,8 +102,8 @@ async def append_from_runs(conn: AsyncConnection, changed: Sequence[tuple[str, d
     Like ``append_events``, the caller's last statement before commit.
     """
     if changed:
-        ids, ats = zip(*changed, strict=True)
-        await conn.execute(_PG_APPEND_FROM_RUNS, {"ids": list(ids), "ats": list(ats)})
+        batch = [{"id": run_id, "at": utc(at).isoformat()} for run_id, at in changed]
+        await conn.execute(_PG_APPEND_FROM_RUNS, {"batch": json.dumps(batch)})
 
 
 def to_event(row: RowMapping) -> RunEvent:
