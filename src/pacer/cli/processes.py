@@ -115,8 +115,10 @@ async def _pace(container: Container, stop: asyncio.Event) -> None:
     s = container.settings
     token, secret = await container.tokens.create("embedded pacer", Scope.WRITE)
     store = MonitorStore(s.pace_db, consumer="embedded-pacer")
-    client = MonitorClient(s.base_url(), secret)
-    pacing = PacingLoop(MonitorStore(s.pace_db, consumer="embedded-pacer"), client, pace_config(s))
+    # The pacer reads the store on its own connection: sqlite3 objects stay per use.
+    pacing_store = MonitorStore(s.pace_db, consumer="embedded-pacer")
+    client = embedded_client(s, secret)
+    pacing = PacingLoop(pacing_store, client, pace_config(s))
     follow = FollowSettings(name="embedded-pacer", resources_interval=s.resource_sample_s)
     try:
         follower = Follower(store, client, follow, on_commit=pacing.committed)
@@ -124,7 +126,15 @@ async def _pace(container: Container, stop: asyncio.Event) -> None:
     finally:
         await client.aclose()
         store.close()
+        pacing_store.close()
         await container.tokens.revoke(token.id)
+
+
+def embedded_client(settings: Settings, secret: str) -> MonitorClient:
+    """The embedded pacer's client of this server. Its stream read timeout follows this
+    server's keepalive interval: the client's default (10 s, so 20 s of silence) dropped and
+    re-opened a quiet stream over and over when ``PACER_SSE_KEEPALIVE_S`` was above 20."""
+    return MonitorClient(settings.base_url(), secret, keepalive=settings.sse_keepalive_s)
 
 
 ALL_IN_ONE: list[Role] = [_serve, _schedule, _work]

@@ -26,6 +26,8 @@ from pacer.monitor.store import MonitorStore
 
 log = logging.getLogger(__name__)
 FINAL_KINDS = {"succeeded", "failed", "retrying", "cancelled", "skipped"}
+#: ``POST /delay`` requests in flight at once.
+POSTS = 16
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,9 @@ class PacingLoop:
         self.pacer.restore(state)
         self._windows_seen = 0
         self._wake = asyncio.Event()
+        self._posting: set[asyncio.Task[None]] = set()
+        self._limit = asyncio.Semaphore(POSTS)
+        self._failure: BaseException | None = None
         self.delayed = 0
 
     def committed(self, _position: int) -> None:
@@ -55,32 +60,44 @@ class PacingLoop:
 
     async def run(self, stop: asyncio.Event) -> None:
         self._learn()
-        while not stop.is_set():
-            self._wake.clear()
-            try:
+        try:
+            while not stop.is_set():
+                self._wake.clear()
                 await self.step()
-            except TransientError as exc:
-                log.warning("pacing: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 1.0)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), 1.0)
+        finally:
+            await asyncio.gather(*self._posting, return_exceptions=True)
 
     async def step(self) -> None:
-        """Act on every committed event not acted on yet, then save the state."""
+        """Act on every committed event not acted on yet, then save the state.
+
+        Decisions are taken in log order at once; the delays they call for are posted in the
+        background, concurrently. Waiting for each ``POST /delay`` answer before deciding on
+        the next event let a surge of queued executions start before their delays arrived (on
+        a busy server, most of them)."""
+        if self._failure is not None:
+            raise self._failure
         self._learn()
         events = self.store.events_after(self.position)
-        for event in events:
-            await self._act(event)
-            self.position = event.position
+        delays = [delay for event in events if (delay := self._act(event)) is not None]
+        if delays:
+            posting = asyncio.create_task(self._post(delays))
+            self._posting.add(posting)
+            posting.add_done_callback(self._posting.discard)
         if events:
+            self.position = events[-1].position
             decisions = self.pacer.take_decisions()
             self.store.save_pacer(self.position, self.pacer.to_state(), decisions)
+        await asyncio.sleep(0)  # the posts leave before the next batch is read
 
-    async def _act(self, event: Event) -> None:
+    def _act(self, event: Event) -> tuple[str, float] | None:
+        """Feed one event to the pacer; a queued execution to postpone gives (run id, ms)."""
         if event.kind == "queued" and event.scheduled_at is not None:
             due = _epoch(event.scheduled_at) or time.time()
             delay = self.pacer.decide(event.run_id, event.query_id, due, time.time())
-            if delay > 0.001 and await self.client.delay(event.run_id, delay * 1000):
-                self.delayed += 1
+            if delay > 0.001:
+                return event.run_id, delay * 1000
         elif event.kind == "started" and event.started_at is not None:
             self.pacer.started(event.run_id, _epoch(event.started_at) or time.time())
         elif event.kind in FINAL_KINDS and event.started_at and event.finished_at:
@@ -88,6 +105,27 @@ class PacingLoop:
             assert start is not None
             assert end is not None
             self.pacer.finished(event.run_id, event.query_id, start, end)
+        return None
+
+    async def _post(self, delays: list[tuple[str, float]]) -> None:
+        """Post the delays (at most ``POSTS`` at once across batches). One that fails
+        transiently is not retried: by the next try the execution has usually started, and its
+        ``started`` event moves its load in the plan to the real start, as for one posted too
+        late. Any other error (a revoked token) ends the loop at its next step."""
+
+        async def post(run_id: str, delay_ms: float) -> bool:
+            async with self._limit:
+                return await self.client.delay(run_id, delay_ms)
+
+        answers = await asyncio.gather(*(post(*d) for d in delays), return_exceptions=True)
+        for answer in answers:
+            if isinstance(answer, TransientError):
+                log.warning("pacing: %s", answer)
+            elif isinstance(answer, BaseException):
+                self._failure = answer
+                self._wake.set()
+            elif answer:
+                self.delayed += 1
 
     def _learn(self) -> None:
         """Feed the windows captured since the last call, with the executions around them."""
