@@ -44,8 +44,8 @@ MIX: list[tuple[str, dict[str, Any], float]] = [
 class Server:
     """``pacer up`` on a fixed port, restartable on the same store."""
 
-    def __init__(self, folder: Path, url: str) -> None:
-        self.folder, self.port = folder, _free_port()
+    def __init__(self, folder: Path, url: str, *args: str) -> None:
+        self.folder, self.port, self.args = folder, _free_port(), args
         self.env = {k: v for k, v in os.environ.items() if not k.startswith("PACER_")}
         self.env |= {
             "PACER_DATABASE_URL": url,
@@ -60,7 +60,7 @@ class Server:
 
     def start(self) -> None:
         log = open(self.folder / f"up-{self.starts}.log", "wb")  # noqa: SIM115 - process-long
-        command = [*PACER, "up", "--port", str(self.port)]
+        command = [*PACER, "up", "--port", str(self.port), *self.args]
         self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=log)
         self.starts += 1
         _until(lambda: _ok(f"{self.base}/healthz"), 30)
