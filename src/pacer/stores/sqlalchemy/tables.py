@@ -81,7 +81,6 @@ Index("ix_pacer_runs_status_scheduled", runs.c.status, runs.c.scheduled_at)
 Index("ix_pacer_runs_job_created", runs.c.job_id, runs.c.created_at)
 Index("ix_pacer_runs_created", runs.c.created_at, runs.c.id)
 Index("ix_pacer_runs_query_created", runs.c.query_id, runs.c.created_at)
-Index("ix_pacer_runs_worker_status", runs.c.worker, runs.c.status)
 # PostgreSQL: the claim query reads only claimable runs, a small set among millions of finished
 # ones; a partial index keeps that scan short. SQLite uses the (status, scheduled_at) index.
 Index(
