@@ -24,6 +24,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pacer.domain.models import RunStatus
+from pacer.domain.runs import adhoc_run
 from pacer.ports import RunFilter
 from pacer.stores.sqlalchemy import SqlStore
 from pacer.stores.sqlalchemy.migrate import upgrade
@@ -36,6 +37,7 @@ RUNS = 50_000
 CURSOR_ROW = 24_950
 JOB_ID = "job-00003"
 QUERY_ID = hashlib.md5(b"3").hexdigest()
+NOOP = {"kind": "python", "function": "builtins:len"}
 
 # 2,000 jobs (10% disabled, two due at T0); 50,000 runs over 35 days, five per created_at
 # (a batch shares its timestamp), 20% ad hoc, the rest spread over 40 jobs, a third carrying one
@@ -217,3 +219,41 @@ async def test_keyset_cursor_bounds_the_index_scan(
     bound = sample.after[0].astimezone(UTC).strftime("'%Y-%m-%d %H:%M:%S+00'")
     conditions = [node.get("Index Cond", "") for plan in plans for node in nodes(plan)]
     assert bound in " ".join(conditions), json.dumps(plans, indent=1)
+
+
+async def test_a_claim_in_a_backlog_reads_claimable_runs_in_claim_order() -> None:
+    """On a table PostgreSQL has no statistics for yet (a fresh install, a first burst), a claim
+    behind a full one must walk the claimable index in claim order, not read every claimable
+    run through a bitmap scan and sort them (9 ms a claim with 20,000 queued)."""
+    name, url = create_pg_database()
+    store = SqlStore(url)
+    try:
+        upgrade(url)
+        for start in range(0, 3000, 1000):
+            await store.enqueue(
+                [adhoc_run(dict(NOOP), T0, T0, None) for _ in range(start, start + 1000)]
+            )
+        await store.claim("worker-1", T0, 100, 30)  # comes back full: runs are piling up
+        sent: list[tuple[str, Any]] = []
+
+        def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+            sent.append((statement, parameters))
+
+        event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+        try:
+            await store.claim("worker-1", T0, 100, 30)
+        finally:
+            event.remove(store.engine.sync_engine, "before_cursor_execute", record)
+        claim = next(i for i, (statement, _) in enumerate(sent) if statement.startswith("UPDATE"))
+        async with store.engine.connect() as conn:  # the claim's transaction, replayed
+            for statement, parameters in sent[:claim]:
+                await conn.exec_driver_sql(statement, parameters)
+            statement, parameters = sent[claim]
+            explain = await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters)
+            plan = explain.scalar_one()[0]["Plan"]
+        kinds = [node["Node Type"] for node in nodes(plan)]
+        assert "Sort" not in kinds, json.dumps(plan, indent=1)
+        assert "Bitmap Heap Scan" not in kinds, json.dumps(plan, indent=1)
+    finally:
+        await store.close()
+        drop_pg_databases([name])

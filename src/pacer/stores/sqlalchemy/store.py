@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
+    any_,
     bindparam,
     case,
     delete,
@@ -45,6 +46,7 @@ from pacer.stores.sqlalchemy.tables import (
 )
 
 CLAIMABLE_VALUES = [s.value for s in CLAIMABLE]
+_NO_BITMAP_SCAN = text("SET LOCAL enable_bitmapscan = off")
 
 
 def _is_transient(exc: BaseException) -> bool:
@@ -76,6 +78,8 @@ class SqlStore:
         self.engine: AsyncEngine
         self.engine, self.dialect = create_engine(url)
         self.url = url
+        #: Whether the last claim came back full: runs are piling up (see ``claim``).
+        self._backlog = False
         #: Called after a commit that made runs claimable: wakes in-process workers at once.
         self.on_enqueued: list[Callable[[datetime], None]] = []
         #: Called after a commit that appended to the execution log: wakes in-process readers.
@@ -318,11 +322,16 @@ class SqlStore:
             .order_by(runs.c.priority.desc(), runs.c.scheduled_at)
             .limit(limit)
         )
+        picked: Any = runs.c.id.in_(candidates.scalar_subquery())
         if self.dialect.skip_locked:
-            candidates = candidates.with_for_update(skip_locked=True)
+            # ``id = ANY(ARRAY(...))``: the picked ids become one array, and the update finds
+            # them through the primary key whatever the table's statistics say (``IN`` was
+            # planned as a hash join over a sequential scan once the table was analysed).
+            locked = candidates.with_for_update(skip_locked=True).scalar_subquery()
+            picked = runs.c.id == any_(func.array(locked))
         stmt = (
             update(runs)
-            .where(runs.c.id.in_(candidates.scalar_subquery()))
+            .where(picked)
             .values(
                 status=RunStatus.RUNNING.value,
                 attempt=runs.c.attempt + 1,
@@ -334,7 +343,16 @@ class SqlStore:
             .returning(*runs.c)
         )
         async with self.engine.begin() as conn:
+            if self.dialect.name == "postgresql" and self._backlog:
+                # Before the table has statistics (a fresh install, a first burst) PostgreSQL
+                # guesses a dozen claimable rows and reads *every* claimable run through a
+                # bitmap scan to sort them: 9 ms a claim with 20,000 queued, against 0.3 ms
+                # along the claimable index, which is already in claim order. That only costs
+                # when many runs are claimable, i.e. when the last claim came back full; an
+                # idle worker's claim skips the extra round trip (dispatch latency).
+                await conn.execute(_NO_BITMAP_SCAN)
             claimed = [to_run(r) for r in (await conn.execute(stmt)).mappings().all()]
+            self._backlog = len(claimed) >= limit
             if self.dialect.name == "postgresql":
                 await append_from_runs(conn, [(r.id, now) for r in claimed])
             else:
