@@ -62,9 +62,12 @@ def read(path: str) -> list[tuple[str, float, float]]:
     """Every recorded execution: (key, started, ended)."""
     try:
         with open(path) as file:
-            lines = file.read().splitlines()
+            text = file.read()
     except FileNotFoundError:
         return []
+    # A read racing an append can see the line half written (reads do not wait for writes
+    # to a regular file): only lines that have their newline are complete.
+    lines = text.split("\n")[:-1]
     rows = []
     for line in lines:
         key, started, ended, _ = line.split()

@@ -7,12 +7,14 @@ trip, and how other processes are woken (``NOTIFY`` vs an in-process signal).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from pacer.stores.sqlalchemy.tables import runs
@@ -52,14 +54,48 @@ def sync_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+#: A pooled connection back in use within this many seconds is not pinged first.
+IDLE_PING_S = 1.0
+
+
 def create_engine(url: str) -> tuple[AsyncEngine, Dialect]:
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, pool_pre_ping=True, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": 30})
         _setup_sqlite(engine)
+        _ping_when_idle(engine)
         return engine, Dialect("sqlite", skip_locked=False, notify=False)
-    engine = create_async_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    engine = create_async_engine(url, pool_size=5, max_overflow=5)
+    _ping_when_idle(engine)
     return engine, Dialect("postgresql", skip_locked=True, notify=True)
+
+
+def _ping_when_idle(engine: AsyncEngine) -> None:
+    """Ping a pooled connection before use only if it sat idle in the pool for a while.
+
+    ``pool_pre_ping`` pings on every checkout: a round trip before each transaction, a fifth
+    of an idle worker's claim (0.57 ms of 2.4 ms with the pool's own work). A connection
+    reused within ``IDLE_PING_S`` was working a moment ago; one that breaks anyway (the server
+    restarted in that second) fails like a connection dropped mid-transaction, which store
+    calls already retry (``transient``). A failed ping makes the pool replace the connection,
+    as ``pool_pre_ping`` does (SQLAlchemy's documented custom pessimistic check).
+    """
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "checkin")
+    def _returned(_dbapi_conn: Any, record: Any) -> None:
+        if record is not None:
+            record.info["returned_at"] = time.monotonic()
+
+    @event.listens_for(sync_engine, "checkout")
+    def _checkout(dbapi_conn: Any, record: Any, _proxy: Any) -> None:
+        returned = record.info.get("returned_at")
+        if returned is not None and time.monotonic() - returned < IDLE_PING_S:
+            return
+        try:
+            sync_engine.dialect.do_ping(dbapi_conn)
+        except Exception as exc:
+            raise DisconnectionError(f"ping failed: {exc}") from exc
 
 
 def _setup_sqlite(engine: AsyncEngine) -> None:
