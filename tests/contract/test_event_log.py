@@ -60,7 +60,7 @@ async def test_each_transition_appends_its_event(store: SqlStore) -> None:
     assert ("w1", "q1", 250.0) == (last.worker, last.query_id, last.duration_ms)
 
 
-async def test_claim_and_completion_events_carry_the_run_as_it_stands(store: SqlStore) -> None:
+async def test_hot_path_events_carry_the_run_as_it_stands(store: SqlStore) -> None:
     """Every field of the hot path's events (PostgreSQL builds them in SQL from the rows, SQLite
     in Python): times, worker, query, the retry's new due time, a long error cut to 2,000."""
     first, second = _run(), _run(priority=5)
@@ -90,6 +90,12 @@ async def test_claim_and_completion_events_carry_the_run_as_it_stands(store: Sql
         ("retrying", first.id, 1, "retrying", ended, retry_at, T0, None, "w1", "q1", 2000),
         ("succeeded", second.id, 1, "succeeded", ended, T0, T0, ended, "w1", "q1", 0),
     ]
+    queued = {
+        (e.run_id, e.attempt, e.status.value, e.at, e.scheduled_at, e.started_at, e.worker)
+        for e in log
+        if e.kind is EventKind.QUEUED
+    }
+    assert queued == {(run.id, 0, "queued", T0, T0, None, None) for run in (first, second)}
     positions = [e.position for e in log]
     assert positions == sorted(positions)
 

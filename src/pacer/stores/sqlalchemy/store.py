@@ -254,7 +254,7 @@ class SqlStore:
         async with self.engine.begin() as conn:
             inserted = await self._insert_runs(conn, new_runs, on_conflict=("id",))
             await self._notify(conn, inserted)
-            await self._log(conn, [event_of(r, r.created_at) for r in inserted])
+            await self._log_as_stored(conn, [(r, r.created_at) for r in inserted])
         self._signal(inserted)
         return inserted
 
@@ -264,7 +264,7 @@ class SqlStore:
         async with self.engine.begin() as conn:
             inserted = await self._insert_runs(conn, [run], on_conflict=("idempotency_key",))
             await self._notify(conn, inserted)
-            await self._log(conn, [event_of(r, r.created_at) for r in inserted])
+            await self._log_as_stored(conn, [(r, r.created_at) for r in inserted])
             if not inserted:
                 query = select(runs).where(runs.c.idempotency_key == run.idempotency_key)
                 existing = (await conn.execute(query)).mappings().one()
@@ -300,6 +300,16 @@ class SqlStore:
     async def _log(self, conn: AsyncConnection, new: Sequence[RunEvent]) -> None:
         """The execution log's append: the last statement of the transaction (see events.py)."""
         await append_events(conn, self.dialect, new)
+
+    async def _log_as_stored(
+        self, conn: AsyncConnection, changed: Sequence[tuple[Run, datetime]]
+    ) -> None:
+        """Log each run as this transaction left its row: on PostgreSQL the database builds the
+        events from the rows (``append_from_runs``), elsewhere Python does (``event_of``)."""
+        if self.dialect.name == "postgresql":
+            await append_from_runs(conn, [(run.id, at) for run, at in changed])
+        else:
+            await self._log(conn, [event_of(run, at) for run, at in changed])
 
     def _signal_events(self, changed: Sequence[object]) -> None:
         if changed:
@@ -353,10 +363,7 @@ class SqlStore:
                 await conn.execute(_NO_BITMAP_SCAN)
             claimed = [to_run(r) for r in (await conn.execute(stmt)).mappings().all()]
             self._backlog = len(claimed) >= limit
-            if self.dialect.name == "postgresql":
-                await append_from_runs(conn, [(r.id, now) for r in claimed])
-            else:
-                await self._log(conn, [event_of(r, now) for r in claimed])
+            await self._log_as_stored(conn, [(r, now) for r in claimed])
         self._signal_events(claimed)
         claimed.sort(key=lambda r: (-r.priority, r.scheduled_at))
         return claimed
