@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: up test test-slow lint bench-throughput bench-api-list bench-capture bench-pacing bench-estimation bench-peers clean
+.PHONY: up test test-slow lint bench-throughput bench-api-list bench-capture bench-pacing bench-estimation bench-peers bench-compare clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ bench-pacing: $(VENV)/.installed-test
 
 bench-estimation: $(VENV)/.installed-test
 	$(BIN)/python bench/estimation.py
+
+## Before and after: bench/throughput.py on BASE (a git revision) and on the work tree, interleaved.
+BASE ?= HEAD
+bench-compare: $(VENV)/.installed-test
+	scripts/ensure-postgres.sh
+	$(BIN)/python bench/compare.py --base $(BASE) $(ARGS)
 
 ## Pacer side by side with its peers; they are installed into bench/peers/.venv, never here.
 bench-peers:
