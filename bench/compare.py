@@ -4,10 +4,10 @@
     .venv/bin/python bench/compare.py --base v0 --rounds 3 --stores postgresql,sqlite
 
 The base revision's ``src/`` and ``migrations/`` are exported with ``git archive`` into a
-temporary directory, ``src/`` first on ``PYTHONPATH``, so everything in its rounds (migrations, enqueueing, the worker
-processes) runs that revision's code; the other rounds run the work tree's. Rounds alternate
-(base, change, change, base, ...) so that a noisy neighbour on this shared machine falls on
-both sides alike; the table gives each side's median and the ratio change / base.
+temporary directory, ``src/`` first on ``PYTHONPATH``, so everything in its rounds
+(migrations, enqueueing, the worker processes) runs that revision's code; the other rounds
+run the work tree's. Rounds alternate (base, change, change, base, ...) so that a noisy
+neighbour on this shared machine falls on both sides alike; the table gives each side's median and the ratio change / base.
 
 Why a separate script rather than two runs of ``throughput.py``: two runs minutes apart
 differ by more than most single improvements (the figures in BENCHMARKS.md vary by 10-20 %
@@ -104,9 +104,8 @@ def main() -> None:
         for i, column in enumerate(COLUMNS):
             before = statistics.median(r[i] for r in results["base"][store])
             after = statistics.median(r[i] for r in results["change"][store])
-            rows.append(
-                f"| {store} | {column} | {before:,.1f} | {after:,.1f} | {after / before:.2f} |"
-            )
+            ratio = f"{after / before:.2f}" if before else "-"  # SQLite: no server process
+            rows.append(f"| {store} | {column} | {before:,.1f} | {after:,.1f} | {ratio} |")
     table = "\n".join(
         [
             f"| store | figure | base ({base_rev}) | change | change / base |",
