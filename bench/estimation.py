@@ -25,7 +25,7 @@ from pacer.sim.scenarios import SCENARIOS, STANDARD
 
 
 def cell(result: Accuracy) -> str:
-    return f"{100 * result.mape:.1f} % ({result.worst_query} {100 * result.worst:.0f} %)"
+    return f"{100 * result.mape:.1f} % ({result.worst_query} {100 * result.worst:.1f} %)"
 
 
 def main() -> None:
