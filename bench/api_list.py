@@ -22,10 +22,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import sys
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +34,7 @@ import psycopg
 from sqlalchemy import select, tuple_
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from databases import drop_database, fresh_database
 from machine import describe, write_section
 
 from pacer.api.app import create_app
@@ -50,7 +49,6 @@ from pacer.stores.sqlalchemy.migrate import upgrade
 from pacer.stores.sqlalchemy.rows import to_run
 from pacer.stores.sqlalchemy.tables import runs
 
-PG_ADMIN = os.environ.get("PACER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 PAGE = 50
 DEEP_PAGE = 500
 CHUNK = 100_000
@@ -89,18 +87,6 @@ NTH_KEY = """
 SELECT created_at, id FROM pacer_runs {where}
 ORDER BY created_at DESC, id DESC OFFSET %(offset)s LIMIT 1
 """
-
-
-def fresh_database() -> str:
-    name = f"pacer_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
-
-
-def drop_database(url: str) -> None:
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def psycopg_dsn(url: str) -> str:
@@ -262,7 +248,7 @@ async def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md")
     args = parser.parse_args()
-    url = fresh_database()
+    url = fresh_database("postgresql", Path("."))
     try:
         upgrade(url)
         seconds = fill(url, args.runs)

@@ -45,7 +45,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -53,12 +52,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from databases import drop_database, fresh_database
 from machine import describe, write_section
 
-PG_ADMIN = os.environ.get("PACER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 FINAL = {"succeeded", "failed", "cancelled", "skipped", "dead"}
 CAPTURING_KINDS = {"started", "succeeded", "failed", "cancelled", "skipped"}
 SLEEP = {"kind": "python", "function": "pacer.testing:sleep"}
@@ -243,21 +241,6 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def fresh_database(kind: str, workdir: Path) -> str:
-    if kind == "sqlite":
-        return f"sqlite+aiosqlite:///{workdir / f'capture-{uuid.uuid4().hex[:8]}.db'}"
-    name = f"pacer_capture_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
-
-
-def drop_database(url: str) -> None:
-    if url.startswith("postgresql"):
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
-
-
 @contextlib.asynccontextmanager
 async def pacer_up(url: str, token: str, workdir: Path) -> AsyncIterator[str]:
     """A ``pacer up`` subprocess; yields its base URL once ``/healthz`` answers."""
@@ -305,7 +288,7 @@ class Result:
 
 
 async def measure(kind: str, args: argparse.Namespace, workdir: Path) -> Result:
-    url = fresh_database(kind, workdir)
+    url = fresh_database(kind, workdir, prefix="capture")
     token = secrets.token_urlsafe(24)
     try:
         async with pacer_up(url, token, workdir) as base:

@@ -24,16 +24,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 import psutil
-import psycopg
 from sqlalchemy import func, select
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from databases import drop_database, fresh_database
 from machine import describe, write_section
 
 from pacer.bootstrap import running
@@ -47,27 +46,11 @@ from pacer.stores.sqlalchemy.migrate import upgrade
 from pacer.stores.sqlalchemy.tables import runs as runs_table
 
 NOOP = {"kind": "python", "function": "pacer.testing:noop"}
-PG_ADMIN = os.environ.get("PACER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 WORKER_ENV = {
     "PACER_CONCURRENCY": os.environ.get("BENCH_CONCURRENCY", "500"),
     "PACER_BATCH": os.environ.get("BENCH_BATCH", "250"),
     "PACER_POLL_S": "0.5",
 }
-
-
-def fresh_database(kind: str, workdir: Path) -> str:
-    if kind == "sqlite":
-        return f"sqlite+aiosqlite:///{workdir / f'bench-{uuid.uuid4().hex[:8]}.db'}"
-    name = f"pacer_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return PG_ADMIN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
-
-
-def drop_database(url: str) -> None:
-    if url.startswith("postgresql"):
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 async def enqueue_noops(store: SqlStore, count: int) -> None:
