@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -32,8 +33,14 @@ class SlowServer:
 
 
 def _queued(store: MonitorStore, count: int) -> None:
-    """``count`` executions queued at once, all due in 100 ms."""
-    due = datetime.fromtimestamp(datetime.now(UTC).timestamp() + 0.1, UTC).isoformat()
+    """``count`` executions queued at once, all due just after the next 1 s window opens.
+
+    Due at a window's start, an execution (1 s, its duration never seen) lies wholly in that
+    window, so how many fit does not depend on the moment the test runs: due "in 100 ms" put
+    it anywhere in a window, and one starting late in one window fitted beside another (the
+    test then failed about one run in three)."""
+    now = datetime.now(UTC).timestamp()
+    due = datetime.fromtimestamp(math.floor(now) + 1.0 + 0.001, UTC).isoformat()
     events = [
         Event(n, "queued", f"run-{n}", 1, "orders", scheduled_at=due) for n in range(1, count + 1)
     ]
