@@ -186,6 +186,14 @@ def test_gaps_and_resources_are_kept_once(store: MonitorStore) -> None:
     assert [1_700_000_000_000] == [r["timestamp"] for r in store.resources()]
 
 
+def test_resources_after_a_window_are_only_the_later_ones(store: MonitorStore) -> None:
+    """The pacing loop asks only for windows closed after the last one it learnt from."""
+    for end in (1_000, 2_000, 3_000):
+        store.record_resources(Resources(end, (1.0, 0.5, 2.0, 1.0, 1.0, 1.0, 3.0, 2.0, 4.0)))
+    assert [2_000, 3_000] == [r["timestamp"] for r in store.resources(after=1_000)]
+    assert [] == store.resources(after=3_000)
+
+
 def _decision(run_id: str, decided_at: float, delay_s: float = 1.5) -> Decision:
     return Decision(
         run_id,

@@ -47,7 +47,8 @@ class PacingLoop:
         self.pacer = Pacer(config)
         self.position, state = store.pacer()
         self.pacer.restore(state)
-        self._windows_seen = 0
+        #: Close time (epoch ms) of the newest window fed to the pacer.
+        self._last_window: int | None = None
         self._wake = asyncio.Event()
         self._posting: set[asyncio.Task[None]] = set()
         self._limit = asyncio.Semaphore(POSTS)
@@ -129,11 +130,11 @@ class PacingLoop:
 
     def _learn(self) -> None:
         """Feed the windows captured since the last call, with the executions around them."""
-        rows = self.store.resources()
-        if len(rows) <= self._windows_seen:
+        rows = self.store.resources(after=self._last_window)
+        if not rows:
             return
-        fresh = [_window(row, self.config.window_s) for row in rows[self._windows_seen :]]
-        self._windows_seen = len(rows)
+        fresh = [_window(row, self.config.window_s) for row in rows]
+        self._last_window = int(rows[-1]["timestamp"])
         spans = [
             Span(e.query_id, start, _epoch(e.finished_at))
             for e in self.store.attempts()

@@ -35,18 +35,21 @@ async def follow(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     store = MonitorStore(db, consumer=settings.name)
+    # The pacer reads the store on its own connection: sqlite3 objects stay per use.
+    pacer_store = MonitorStore(db, consumer=settings.name) if pace is not None else None
     client = MonitorClient(url, token, keepalive=keepalive)
     try:
-        if pace is None:
+        if pace is None or pacer_store is None:
             await Follower(store, client, settings).run(stop)
         else:
-            # The pacer reads the store on its own connection: sqlite3 objects stay per use.
-            pacing = PacingLoop(MonitorStore(db, consumer=settings.name), client, pace)
+            pacing = PacingLoop(pacer_store, client, pace)
             follower = Follower(store, client, settings, on_commit=pacing.committed)
             await asyncio.gather(follower.run(stop), pacing.run(stop))
     finally:
         await client.aclose()
         store.close()
+        if pacer_store is not None:
+            pacer_store.close()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
 

@@ -283,8 +283,12 @@ class MonitorStore:
         ).fetchall()
         return [dict(row) for row in rows]
 
-    def resources(self) -> list[dict[str, Any]]:
-        rows = self._db.execute("SELECT * FROM resources ORDER BY timestamp").fetchall()
+    def resources(self, after: int | None = None) -> list[dict[str, Any]]:
+        """Recorded windows, oldest first; with ``after`` (epoch ms), only those closed later."""
+        rows = self._db.execute(
+            "SELECT * FROM resources WHERE timestamp > ? ORDER BY timestamp",
+            (-1 if after is None else after,),
+        ).fetchall()
         return [dict(row) for row in rows]
 
 
