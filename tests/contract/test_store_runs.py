@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from sqlalchemy import event, text
 
 from pacer.domain.models import Completion, RunStatus
 from pacer.domain.runs import adhoc_run
 from pacer.stores.sqlalchemy import SqlStore
+from pacer.stores.sqlalchemy.dialects import NOTIFY_CHANNEL
+from pacer.stores.sqlalchemy.events import SqlEventLog
+from pacer.stores.sqlalchemy.migrate import upgrade
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 NOOP = {"kind": "python", "function": "builtins:len"}
@@ -140,3 +147,60 @@ async def test_enqueue_wakes_in_process_listeners(store: SqlStore) -> None:
     store.on_enqueued.append(seen.append)
     await store.enqueue(_runs(2, at=T0 + timedelta(seconds=3)))
     assert [T0 + timedelta(seconds=3)] == seen
+
+
+async def test_enqueue_notifies_other_processes_on_postgresql(pg_url: str) -> None:
+    """Workers of other processes sleep on ``LISTEN``: an enqueue of due runs wakes them, one
+    notification per enqueue, sent only once the runs are committed."""
+    upgrade(pg_url)
+    store = SqlStore(pg_url)
+    dsn = pg_url.replace("postgresql+psycopg", "postgresql", 1)
+    try:
+        async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as listener:
+            await listener.execute(f'LISTEN "{NOTIFY_CHANNEL}"')
+            runs = _runs(3)
+            await store.enqueue(runs)
+            received = []
+            async for note in listener.notifies(timeout=10, stop_after=1):
+                received.append(note)
+            assert 1 == len(received)
+            async with store.engine.connect() as conn:  # committed when the notification came
+                found = await conn.execute(text("SELECT count(*) FROM pacer_runs"))
+                assert 3 == found.scalar_one()
+    finally:
+        await store.close()
+
+
+async def test_an_enqueue_and_an_idle_claim_are_one_autocommit_statement_on_postgresql(
+    pg_url: str,
+) -> None:
+    """The dispatch path's two writes (see ``onetrip``): each is a single statement on a
+    connection in autocommit mode, so one round trip with its commit; their events are logged
+    all the same, in the order given and in claim order."""
+    upgrade(pg_url)
+    store = SqlStore(pg_url)
+    sent: list[tuple[str, bool]] = []
+
+    def record(conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append((statement, conn.connection.driver_connection.autocommit))
+
+    try:
+        low, high = _runs(1), _runs(1, priority=5)
+        event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+        await store.enqueue(low + high)
+        enqueue_sent, sent[:] = list(sent), []
+        claimed = await store.claim("w1", T0, 10, 30)
+        claim_sent = list(sent)
+        event.remove(store.engine.sync_engine, "before_cursor_execute", record)
+        assert [True] == [autocommit for _, autocommit in enqueue_sent]
+        assert [True] == [autocommit for _, autocommit in claim_sent]
+        assert [high[0].id, low[0].id] == [r.id for r in claimed]
+        log = await SqlEventLog(store.engine, store.dialect).read(0, 10)
+        assert [(e.kind.value, e.run_id) for e in log] == [
+            ("queued", low[0].id),
+            ("queued", high[0].id),
+            ("started", high[0].id),
+            ("started", low[0].id),
+        ]
+    finally:
+        await store.close()

@@ -72,6 +72,21 @@ async def append_events(conn: AsyncConnection, dialect: Dialect, new: Sequence[R
     await conn.execute(events.insert(), [_row(e) for e in new])
 
 
+#: The columns of an event row, and how PostgreSQL builds them from a ``pacer_runs`` row ``r``.
+_PG_EVENT_COLUMNS = (
+    "kind, status, run_id, attempt, at, job_id, query_id, scheduled_at, started_at, "
+    "finished_at, worker, error"
+)
+_PG_KIND = " ".join(f"WHEN '{s.value}' THEN '{k.value}'" for s, k in KIND_OF_STATUS.items())
+
+
+def _pg_event_values(at: str) -> str:
+    return (
+        f"CASE r.status {_PG_KIND} END, r.status, r.id, r.attempt, {at}, r.job_id, r.query_id, "
+        f"r.scheduled_at, r.started_at, r.finished_at, r.worker, left(r.error, {MAX_EVENT_ERROR})"
+    )
+
+
 #: The event of each run as its row now stands, built by PostgreSQL itself from the rows the
 #: transaction just changed: a batch of N runs costs one statement with two array parameters
 #: instead of N Python records and N pipelined INSERTs (20 % of a worker's time when runs are
@@ -82,11 +97,8 @@ async def append_events(conn: AsyncConnection, dialect: Dialect, new: Sequence[R
 #: keeps the positions in the order given.
 _PG_APPEND_FROM_RUNS = text(
     f"""
-    INSERT INTO pacer_events (kind, status, run_id, attempt, at, job_id, query_id,
-                              scheduled_at, started_at, finished_at, worker, error)
-    SELECT CASE r.status {" ".join(f"WHEN '{s.value}' THEN '{k.value}'" for s, k in KIND_OF_STATUS.items())} END,
-           r.status, r.id, r.attempt, v.at, r.job_id, r.query_id,
-           r.scheduled_at, r.started_at, r.finished_at, r.worker, left(r.error, {MAX_EVENT_ERROR})
+    INSERT INTO pacer_events ({_PG_EVENT_COLUMNS})
+    SELECT {_pg_event_values("v.at")}
     FROM ROWS FROM (json_to_recordset(CAST(:batch AS json)) AS (id varchar, at timestamptz))
          WITH ORDINALITY AS v(id, at, n)
     JOIN pacer_runs AS r ON r.id = v.id
@@ -94,6 +106,31 @@ _PG_APPEND_FROM_RUNS = text(
     ORDER BY v.n
     """
 )
+
+
+def pg_logging_ctes(changed: str, source: str, at: str, order_by: str, also: str = "") -> str:
+    """Two CTEs that append the event of every row of ``changed`` (a data-modifying CTE of the
+    same statement, ``RETURNING`` whole ``pacer_runs`` rows), for a hot path that is one
+    statement and so one round trip, commit included, in autocommit mode.
+
+    ``source`` is the FROM clause, naming the changed rows ``r``; ``at`` the event time; ``also``
+    more expressions evaluated once, after the rows and under the lock (a ``pg_notify``).
+    ``HAVING count(*) > 0`` aggregates every changed row before the lock is taken, so the lock
+    still comes after every row lock the statement takes, and not at all when nothing changed;
+    positions are drawn per logged row, so only after the lock (see above).
+    """
+    extra = f", {also}" if also else ""
+    return f"""
+    position_lock AS (
+        SELECT pg_advisory_xact_lock({POSITION_LOCK}) AS locked{extra}
+        FROM {changed} HAVING count(*) > 0
+    ),
+    logged AS (
+        INSERT INTO pacer_events ({_PG_EVENT_COLUMNS})
+        SELECT {_pg_event_values(at)}
+        FROM {source} CROSS JOIN position_lock
+        ORDER BY {order_by}
+    )"""
 
 
 async def append_from_runs(conn: AsyncConnection, changed: Sequence[tuple[str, datetime]]) -> None:

@@ -16,7 +16,6 @@ from typing import Any
 from sqlalchemy import (
     Integer,
     String,
-    any_,
     bindparam,
     case,
     delete,
@@ -35,6 +34,7 @@ from pacer.domain.errors import Conflict, NotFound
 from pacer.domain.events import KIND_OF_STATUS, MAX_EVENT_ERROR, EventKind, RunEvent, event_of
 from pacer.domain.models import CLAIMABLE, FINAL, Job, JobSpec, Run, RunStatus, new_id
 from pacer.ports import Completion, RunFilter
+from pacer.stores.sqlalchemy import onetrip
 from pacer.stores.sqlalchemy.dialects import NOTIFY_CHANNEL, create_engine
 from pacer.stores.sqlalchemy.events import append_events, append_from_runs
 from pacer.stores.sqlalchemy.rows import aware, run_values, to_job, to_run, utc
@@ -82,7 +82,11 @@ class SqlStore:
         self.url = url
         #: Whether the last claim came back full: runs are piling up (see ``claim``).
         self._backlog = False
-        self._claim = _claim_statement(self.dialect.skip_locked)
+        postgresql = self.dialect.name == "postgresql"
+        self._claim = onetrip.claim_statement() if postgresql else _claim_statement()
+        #: The same pool with autocommit: PostgreSQL's one-statement hot paths (``onetrip``).
+        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._enqueue = {c: onetrip.enqueue_statement(c) for c in ("id", "idempotency_key")}
         #: Called after a commit that made runs claimable: wakes in-process workers at once.
         self.on_enqueued: list[Callable[[datetime], None]] = []
         #: Called after a commit that appended to the execution log: wakes in-process readers.
@@ -254,26 +258,41 @@ class SqlStore:
     @transient
     async def enqueue(self, new_runs: Sequence[Run]) -> list[Run]:
         """Insert ad-hoc runs. Ids make it idempotent: a retried insert adds nothing twice."""
-        async with self.engine.begin() as conn:
-            inserted = await self._insert_runs(conn, new_runs, on_conflict=("id",))
-            await self._notify(conn, inserted)
-            await self._log_as_stored(conn, [(r, r.created_at) for r in inserted])
+        if self.dialect.name == "postgresql":
+            inserted = await self._enqueue_postgresql(new_runs, "id")
+        else:
+            async with self.engine.begin() as conn:
+                inserted = await self._insert_runs(conn, new_runs, on_conflict=("id",))
+                await self._log_as_stored(conn, [(r, r.created_at) for r in inserted])
         self._signal(inserted)
         return inserted
 
     async def enqueue_idempotent(self, run: Run) -> tuple[Run, bool]:
         """Insert a run unless one with its idempotency key exists; returns (run, created)."""
         assert run.idempotency_key is not None
-        async with self.engine.begin() as conn:
-            inserted = await self._insert_runs(conn, [run], on_conflict=("idempotency_key",))
-            await self._notify(conn, inserted)
-            await self._log_as_stored(conn, [(r, r.created_at) for r in inserted])
-            if not inserted:
-                query = select(runs).where(runs.c.idempotency_key == run.idempotency_key)
+        if self.dialect.name == "postgresql":
+            inserted = await self._enqueue_postgresql([run], "idempotency_key")
+        else:
+            async with self.engine.begin() as conn:
+                inserted = await self._insert_runs(conn, [run], on_conflict=("idempotency_key",))
+                await self._log_as_stored(conn, [(r, r.created_at) for r in inserted])
+        if not inserted:
+            query = select(runs).where(runs.c.idempotency_key == run.idempotency_key)
+            async with self.engine.connect() as conn:
                 existing = (await conn.execute(query)).mappings().one()
-                return to_run(existing), False
+            return to_run(existing), False
         self._signal(inserted)
         return inserted[0], True
+
+    async def _enqueue_postgresql(self, new_runs: Sequence[Run], conflict: str) -> list[Run]:
+        """One statement: the rows, their log append and the NOTIFY (``onetrip``)."""
+        if not new_runs:
+            return []
+        values = {"rows": _json_text(onetrip.runs_json(new_runs)), "channel": NOTIFY_CHANNEL}
+        async with self._autocommit.connect() as conn:
+            found = await conn.execute(self._enqueue[conflict], values)
+            inserted_ids = {r[0] for r in found}
+        return [r for r in new_runs if r.id in inserted_ids]
 
     async def _insert_runs(
         self, conn: AsyncConnection, new_runs: Sequence[Run], on_conflict: tuple[str, ...]
@@ -335,22 +354,35 @@ class SqlStore:
             "worker": worker,
             "lease_until": utc(now) + timedelta(seconds=lease_s),
         }
-        async with self.engine.begin() as conn:
-            if self.dialect.name == "postgresql" and self._backlog:
-                # Before the table has statistics (a fresh install, a first burst) PostgreSQL
-                # guesses a dozen claimable rows and reads *every* claimable run through a
-                # bitmap scan to sort them: 9 ms a claim with 20,000 queued, against 0.3 ms
-                # along the claimable index, which is already in claim order. That only costs
-                # when many runs are claimable, i.e. when the last claim came back full; an
-                # idle worker's claim skips the extra round trip (dispatch latency).
-                await conn.execute(_NO_BITMAP_SCAN)
-            found = await conn.execute(self._claim, values)
-            claimed = [to_run(r) for r in found.mappings().all()]
-            self._backlog = len(claimed) >= limit
-            await self._log_as_stored(conn, [(r, now) for r in claimed])
+        if self.dialect.name == "postgresql":
+            claimed = await self._claim_postgresql(values)
+        else:
+            async with self.engine.begin() as conn:
+                found = await conn.execute(self._claim, values)
+                claimed = [to_run(r) for r in found.mappings().all()]
+                await self._log_as_stored(conn, [(r, now) for r in claimed])
+        self._backlog = len(claimed) >= limit
         self._signal_events(claimed)
         claimed.sort(key=lambda r: (-r.priority, r.scheduled_at))
         return claimed
+
+    async def _claim_postgresql(self, values: dict[str, Any]) -> list[Run]:
+        """One statement: the claim and its log append (``onetrip``)."""
+        if not self._backlog:
+            # An idle worker's claim: one round trip, commit included (dispatch latency).
+            async with self._autocommit.connect() as conn:
+                found = await conn.execute(self._claim, values)
+                return [to_run(r) for r in found.mappings().all()]
+        async with self.engine.begin() as conn:
+            # Before the table has statistics (a fresh install, a first burst) PostgreSQL
+            # guesses a dozen claimable rows and reads *every* claimable run through a bitmap
+            # scan to sort them: 9 ms a claim with 20,000 queued, against 0.3 ms along the
+            # claimable index, which is already in claim order. That only costs when many runs
+            # are claimable, i.e. when the last claim came back full, so only then is the
+            # claim a transaction of its own with the setting.
+            await conn.execute(_NO_BITMAP_SCAN)
+            found = await conn.execute(self._claim, values)
+            return [to_run(r) for r in found.mappings().all()]
 
     @transient
     async def complete(self, worker: str, completions: Sequence[Completion]) -> list[str]:
@@ -591,9 +623,11 @@ class SqlStore:
                 await conn.execute(delete(table))
 
 
-def _claim_statement(skip_locked: bool) -> Any:
-    """The claim, built once with bound values: building it per call was a tenth of an idle
-    worker's claim latency (SQLAlchemy constructs and hashes the expression each time)."""
+def _claim_statement() -> Any:
+    """SQLite's claim (PostgreSQL's is ``onetrip.claim_statement``), built once with bound
+    values: building it per call was a tenth of an idle worker's claim latency (SQLAlchemy
+    constructs and hashes the expression each time). SQLite has one writer at a time, so the
+    candidates need no row locks."""
     now = bindparam("now", type_=Timestamp)
     candidates = (
         select(runs.c.id)
@@ -601,16 +635,9 @@ def _claim_statement(skip_locked: bool) -> Any:
         .order_by(runs.c.priority.desc(), runs.c.scheduled_at)
         .limit(bindparam("limit", type_=Integer))
     )
-    picked: Any = runs.c.id.in_(candidates.scalar_subquery())
-    if skip_locked:
-        # ``id = ANY(ARRAY(...))``: the picked ids become one array, and the update finds
-        # them through the primary key whatever the table's statistics say (``IN`` was
-        # planned as a hash join over a sequential scan once the table was analysed).
-        locked = candidates.with_for_update(skip_locked=True).scalar_subquery()
-        picked = runs.c.id == any_(func.array(locked))
     return (
         update(runs)
-        .where(picked)
+        .where(runs.c.id.in_(candidates.scalar_subquery()))
         .values(
             status=RunStatus.RUNNING.value,
             attempt=runs.c.attempt + 1,
