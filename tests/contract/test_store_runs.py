@@ -204,3 +204,15 @@ async def test_an_enqueue_and_an_idle_claim_are_one_autocommit_statement_on_post
         ]
     finally:
         await store.close()
+
+
+async def test_concurrent_delays_of_one_run_all_count(store: SqlStore) -> None:
+    """Ten ``POST /delay`` of one second each for the same run, at once: the run is due ten
+    seconds later, none lost (SQLite computes the new time from a read, which must be in the
+    update's transaction)."""
+    (run,) = _runs(1)
+    await store.enqueue([run])
+    await asyncio.gather(*(store.delay_run(run.id, timedelta(seconds=1), T0) for _ in range(10)))
+    stored = await store.get_run(run.id)
+    assert stored is not None
+    assert T0 + timedelta(seconds=10) == stored.scheduled_at

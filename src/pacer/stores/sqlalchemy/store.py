@@ -574,12 +574,22 @@ class SqlStore:
             .values(scheduled_at=runs.c.scheduled_at + delay)
             .returning(*runs.c)
         )
-        if self.dialect.name == "sqlite":  # SQLite keeps timestamps as text: compute it here
-            current = await self.get_run(run_id)
-            if current is not None:
-                stmt = stmt.values(scheduled_at=utc(current.scheduled_at + delay))
         refusal = "only a queued or retrying run can be delayed"
-        return await self._transition(run_id, stmt, refusal, now, EventKind.DELAYED)
+        if self.dialect.name != "sqlite":
+            return await self._transition(run_id, stmt, refusal, now, EventKind.DELAYED)
+
+        async def computed(conn: AsyncConnection) -> Any:
+            """SQLite keeps timestamps as text, so the new time is computed here from the row
+            read in the same transaction: ``BEGIN IMMEDIATE`` holds the write lock from the
+            start, so no other delay can land between the read and the update (read outside
+            it, two concurrent delays of one run kept only one)."""
+            query = select(runs.c.scheduled_at).where(runs.c.id == run_id)
+            current = _aware((await conn.execute(query)).scalar())
+            if current is None:
+                return stmt
+            return stmt.values(scheduled_at=utc(current + delay))
+
+        return await self._transition(run_id, computed, refusal, now, EventKind.DELAYED)
 
     @transient
     async def list_waiting(self, limit: int) -> list[Run]:
@@ -602,6 +612,8 @@ class SqlStore:
         kind: EventKind | None = None,
     ) -> Run:
         async with self.engine.begin() as conn:
+            if callable(stmt):  # built inside the transaction (see ``delay_run``)
+                stmt = await stmt(conn)
             row = (await conn.execute(stmt)).mappings().first()
             if row is None:
                 exists = (
