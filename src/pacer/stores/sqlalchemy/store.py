@@ -8,10 +8,11 @@ completions are fenced by ``(id, attempt, status='running')``; scheduled fires a
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import (
     Integer,
@@ -65,12 +66,33 @@ def _is_transient(exc: BaseException) -> bool:
 
 
 #: Retries a store call through a short outage; a longer one surfaces to the caller's loop.
-transient = retry(
+_retrying = retry(
     retry=retry_if_exception(_is_transient),
     wait=wait_exponential_jitter(multiplier=0.05, max=2.0, jitter=0.05),
     stop=stop_after_delay(10),
     reraise=True,
 )
+
+_Call = TypeVar("_Call", bound=Callable[..., Awaitable[Any]])
+
+
+def transient(call: _Call) -> _Call:
+    """Retry ``call`` through a short outage (``_retrying``), entering tenacity only once a
+    first attempt failed: its bookkeeping on every call (a retry state, the coroutine checks)
+    was a tenth of an idle worker's claim. A transient failure is retried at once, then with
+    backoff for up to 10 s."""
+    with_retries = _retrying(call)
+
+    @functools.wraps(call)
+    async def first_then_retries(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return await call(*args, **kwargs)
+        except Exception as exc:
+            if not _is_transient(exc):
+                raise
+        return await with_retries(*args, **kwargs)
+
+    return cast(_Call, first_then_retries)
 
 
 class SqlStore:
