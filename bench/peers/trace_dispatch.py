@@ -115,11 +115,8 @@ async def measure(jobs: int) -> None:
             stages[name].append(value * 1000)
     print(f"{'ms':18} {'p50':>7} {'p90':>7} {'p99':>7} {'max':>7}")
     for name, values in stages.items():
-        ordered = sorted(values)
-        q = [
-            ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))] for p in (0.5, 0.9, 0.99)
-        ]
-        print(f"{name:18} {q[0]:7.2f} {q[1]:7.2f} {q[2]:7.2f} {ordered[-1]:7.2f}")
+        q = [harness.percentile(values, p) for p in (50, 90, 99)]
+        print(f"{name:18} {q[0]:7.2f} {q[1]:7.2f} {q[2]:7.2f} {max(values):7.2f}")
     pauses = [f for f in lines if f[0] == "gc"]
     print(f"garbage collections over 2 ms in the worker: {len(pauses)}", end="")
     print("".join(f"; {float(f[2]):.0f} ms (generation {f[3]})" for f in pauses))

@@ -88,13 +88,14 @@ def _pg_event_values(at: str) -> str:
 
 
 #: The event of each run as its row now stands, built by PostgreSQL itself from the rows the
-#: transaction just changed: a batch of N runs costs one statement with two array parameters
-#: instead of N Python records and N pipelined INSERTs (20 % of a worker's time when runs are
-#: short; BENCHMARKS.md). The batch travels as one JSON text: psycopg dumps array parameters
-#: element by element in Python, which cost more than the statement saved. The advisory lock
-#: is joined in, so it is taken before the first
-#: position is drawn and still after every row lock of the transaction (see above); ORDER BY
-#: keeps the positions in the order given.
+#: transaction just changed: a batch of N runs costs one statement instead of N Python records
+#: and N pipelined INSERTs (20 % of a worker's time when runs are short; BENCHMARKS.md). The
+#: batch of (id, at) travels as one JSON text: psycopg dumps array parameters element by
+#: element in Python, which cost more than the statement saved. The advisory lock is joined
+#: in, so it is taken before the first position is drawn and still after every row lock of the
+#: transaction (see above); ORDER BY keeps the positions in the order given. Used by
+#: completions; an enqueue and an idle claim log inside their own statement
+#: (``pg_logging_ctes``).
 _PG_APPEND_FROM_RUNS = text(
     f"""
     INSERT INTO pacer_events ({_PG_EVENT_COLUMNS})

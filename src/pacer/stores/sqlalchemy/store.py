@@ -280,24 +280,14 @@ class SqlStore:
     @transient
     async def enqueue(self, new_runs: Sequence[Run]) -> list[Run]:
         """Insert ad-hoc runs. Ids make it idempotent: a retried insert adds nothing twice."""
-        if self.dialect.name == "postgresql":
-            inserted = await self._enqueue_postgresql(new_runs, "id")
-        else:
-            async with self.engine.begin() as conn:
-                inserted = await self._insert_runs(conn, new_runs, on_conflict=("id",))
-                await self._log_as_stored(conn, [(r, r.created_at) for r in inserted])
+        inserted = await self._insert_logged(new_runs, "id")
         self._signal(inserted)
         return inserted
 
     async def enqueue_idempotent(self, run: Run) -> tuple[Run, bool]:
         """Insert a run unless one with its idempotency key exists; returns (run, created)."""
         assert run.idempotency_key is not None
-        if self.dialect.name == "postgresql":
-            inserted = await self._enqueue_postgresql([run], "idempotency_key")
-        else:
-            async with self.engine.begin() as conn:
-                inserted = await self._insert_runs(conn, [run], on_conflict=("idempotency_key",))
-                await self._log_as_stored(conn, [(r, r.created_at) for r in inserted])
+        inserted = await self._insert_logged([run], "idempotency_key")
         if not inserted:
             query = select(runs).where(runs.c.idempotency_key == run.idempotency_key)
             async with self.engine.connect() as conn:
@@ -306,10 +296,16 @@ class SqlStore:
         self._signal(inserted)
         return inserted[0], True
 
-    async def _enqueue_postgresql(self, new_runs: Sequence[Run], conflict: str) -> list[Run]:
-        """One statement: the rows, their log append and the NOTIFY (``onetrip``)."""
+    async def _insert_logged(self, new_runs: Sequence[Run], conflict: str) -> list[Run]:
+        """Insert runs unless ``conflict`` (a unique column) is taken, logging each inserted
+        one; on PostgreSQL as one statement with the NOTIFY (``onetrip``)."""
         if not new_runs:
             return []
+        if self.dialect.name != "postgresql":
+            async with self.engine.begin() as conn:
+                inserted = await self._insert_runs(conn, new_runs, on_conflict=(conflict,))
+                await self._log(conn, [event_of(r, r.created_at) for r in inserted])
+            return inserted
         values = {"rows": _json_text(onetrip.runs_json(new_runs)), "channel": NOTIFY_CHANNEL}
         async with self._autocommit.connect() as conn:
             found = await conn.execute(self._enqueue[conflict], values)
@@ -345,16 +341,6 @@ class SqlStore:
         """The execution log's append: the last statement of the transaction (see events.py)."""
         await append_events(conn, self.dialect, new)
 
-    async def _log_as_stored(
-        self, conn: AsyncConnection, changed: Sequence[tuple[Run, datetime]]
-    ) -> None:
-        """Log each run as this transaction left its row: on PostgreSQL the database builds the
-        events from the rows (``append_from_runs``), elsewhere Python does (``event_of``)."""
-        if self.dialect.name == "postgresql":
-            await append_from_runs(conn, [(run.id, at) for run, at in changed])
-        else:
-            await self._log(conn, [event_of(run, at) for run, at in changed])
-
     def _signal_events(self, changed: Sequence[object]) -> None:
         if changed:
             for callback in self.on_events:
@@ -382,7 +368,7 @@ class SqlStore:
             async with self.engine.begin() as conn:
                 found = await conn.execute(self._claim, values)
                 claimed = [to_run(r) for r in found.mappings().all()]
-                await self._log_as_stored(conn, [(r, now) for r in claimed])
+                await self._log(conn, [event_of(r, now) for r in claimed])
         self._backlog = len(claimed) >= limit
         self._signal_events(claimed)
         claimed.sort(key=lambda r: (-r.priority, r.scheduled_at))
