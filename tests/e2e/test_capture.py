@@ -96,7 +96,14 @@ class Monitor:
         if not self.db.exists():
             return 0
         with sqlite3.connect(self.db) as conn:
-            row = conn.execute("SELECT position FROM stream").fetchone()
+            try:
+                row = conn.execute("SELECT position FROM stream").fetchone()
+            except sqlite3.OperationalError as exc:
+                # The monitor creates its file, then its tables in one transaction: a read in
+                # between finds the file without them, which is "nothing stored yet".
+                if "no such table" not in str(exc):
+                    raise
+                row = None
         conn.close()
         return int(row[0]) if row else 0
 
