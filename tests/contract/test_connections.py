@@ -1,11 +1,19 @@
 """Pooled connections after the server dropped them: a connection idle for a while is pinged
-and replaced before use, so even calls without a retry (log reads, token lookups) go through."""
+and replaced before use, so even calls without a retry (log reads, token lookups) go through;
+and the connection the one-statement calls hold between uses (``held``)."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+from typing import Any
+
 import psycopg
 import pytest
+from sqlalchemy import event
 
+from pacer.domain.models import Run
+from pacer.domain.runs import adhoc_run
 from pacer.stores.sqlalchemy import SqlStore, dialects
 from pacer.stores.sqlalchemy.events import SqlEventLog
 from pacer.stores.sqlalchemy.migrate import upgrade
@@ -41,5 +49,90 @@ async def test_a_connection_idle_past_the_threshold_is_pinged_and_replaced(
         else:
             with pytest.raises(Exception, match=r"terminat|closed|connection"):
                 await log.read(0, 10)
+    finally:
+        await store.close()
+
+
+def _runs(n: int) -> list[Run]:
+    now = datetime.now(UTC)
+    return [
+        adhoc_run({"kind": "python", "function": "builtins:len"}, now, now, None) for _ in range(n)
+    ]
+
+
+def _backends(store: SqlStore) -> list[int]:
+    """Records the server process of every statement ``store`` sends."""
+    pids: list[int] = []
+
+    def record(conn: Any, *_: Any) -> None:
+        pids.append(conn.connection.driver_connection.info.backend_pid)
+
+    event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+    return pids
+
+
+async def test_one_statement_calls_keep_one_connection_and_never_wait_for_it(pg_url: str) -> None:
+    """Enqueues one after another go through one held connection; enqueues at once do not
+    queue behind it but take pooled connections, and every run is stored."""
+    upgrade(pg_url)
+    store = SqlStore(pg_url)
+    try:
+        pids = _backends(store)
+        await asyncio.gather(*(store.enqueue(_runs(2)) for _ in range(8)))
+        assert len(set(pids)) > 1  # the pool now has several connections to hand out
+        pids.clear()
+        for _ in range(5):
+            await store.enqueue(_runs(1))
+            await store.get_run("no-such-run")  # a pooled call between them
+        enqueues = pids[::2]
+        assert 1 == len(set(enqueues))
+        assert 21 == len(await store.claim("w", datetime.now(UTC), 100, 30))
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("idle_ping_s", [0.0, 3600.0])
+async def test_a_held_connection_the_server_dropped_is_replaced(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch, idle_ping_s: float
+) -> None:
+    """After the server dropped every connection, the next enqueue stores its run either way.
+    Idle past ``IDLE_PING_S`` (0 here), the held connection went back to the pool and was
+    pinged, so no statement failed; trusted (an hour), the statement fails once, the
+    connection is thrown away and the store's retry succeeds on a fresh one."""
+    monkeypatch.setattr(dialects, "IDLE_PING_S", idle_ping_s)
+    upgrade(pg_url)
+    store = SqlStore(pg_url)
+    failed: list[BaseException] = []
+    event.listen(
+        store.engine.sync_engine, "handle_error", lambda ctx: failed.append(ctx.original_exception)
+    )
+    try:
+        await store.enqueue(_runs(1))
+        _drop_connections(pg_url)
+        await store.enqueue(_runs(1))
+        assert (0 if idle_ping_s == 0.0 else 1) == len(failed)
+        assert 2 == len(await store.claim("w", datetime.now(UTC), 10, 30))
+    finally:
+        await store.close()
+
+
+async def test_a_cancelled_statement_does_not_leave_its_connection_held(pg_url: str) -> None:
+    """A call cancelled mid-statement (a timeout, a shutdown) leaves the connection in an
+    unknown state: the next call must not inherit it."""
+    upgrade(pg_url)
+    store = SqlStore(pg_url)
+    try:
+        await store.enqueue(_runs(1))
+        pids = _backends(store)
+        call = asyncio.ensure_future(store.enqueue(_runs(1)))
+        while not pids:
+            await asyncio.sleep(0)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        before = pids[0]
+        pids.clear()
+        await store.enqueue(_runs(1))
+        assert before not in pids
     finally:
         await store.close()

@@ -38,6 +38,7 @@ from pacer.ports import Completion, RunFilter
 from pacer.stores.sqlalchemy import onetrip
 from pacer.stores.sqlalchemy.dialects import NOTIFY_CHANNEL, create_engine
 from pacer.stores.sqlalchemy.events import append_events, append_from_runs
+from pacer.stores.sqlalchemy.held import HeldConnection
 from pacer.stores.sqlalchemy.rows import aware, run_values, to_job, to_run, utc
 from pacer.stores.sqlalchemy.tables import (
     Timestamp,
@@ -106,8 +107,10 @@ class SqlStore:
         self._backlog = False
         postgresql = self.dialect.name == "postgresql"
         self._claim = onetrip.claim_statement() if postgresql else _claim_statement()
-        #: The same pool with autocommit: PostgreSQL's one-statement hot paths (``onetrip``).
-        self._autocommit = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        #: An autocommit connection kept between PostgreSQL's one-statement calls (``onetrip``).
+        self._autocommit = HeldConnection(
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+        )
         self._enqueue = {c: onetrip.enqueue_statement(c) for c in ("id", "idempotency_key")}
         #: Called after a commit that made runs claimable: wakes in-process workers at once.
         self.on_enqueued: list[Callable[[datetime], None]] = []
@@ -115,6 +118,7 @@ class SqlStore:
         self.on_events: list[Callable[[], None]] = []
 
     async def close(self) -> None:
+        await self._autocommit.close()
         await self.engine.dispose()
 
     # -- jobs ---------------------------------------------------------------------------------
