@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: up test test-slow lint bench-throughput bench-api-list bench-capture bench-pacing bench-estimation bench-peers bench-compare clean
+.PHONY: up test test-slow lint bench-throughput bench-api-list bench-capture bench-pacing bench-estimation bench-peers bench-peers-durable bench-compare clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,9 @@ bench-compare: $(VENV)/.installed-test
 ## Pacer side by side with its peers; they are installed into bench/peers/.venv, never here.
 bench-peers:
 	bench/peers/run.sh $(ARGS)
+
+bench-peers-durable:
+	bench/peers/run.sh --durable-redis --peers pacer,celery,rq,dramatiq,huey --workloads drain,dispatch $(ARGS)
 
 clean:
 	rm -rf $(VENV) examples/pacer.db* examples/data examples/admin-token

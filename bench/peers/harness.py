@@ -36,6 +36,7 @@ import time
 import traceback
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,6 +46,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 import contextlib
 
+import base
 import exec_log
 from base import Peer, Settings
 from machine import describe, write_section
@@ -91,7 +93,8 @@ class Workers:
     def _spawn(self, command: list[str], label: str) -> subprocess.Popen[bytes]:
         env = {
             **os.environ,
-            "PYTHONPATH": str(HERE),
+            # The caller's PYTHONPATH after ours: a worktree's src/ measures that revision.
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(HERE), os.environ.get("PYTHONPATH")])),
             "BENCH_EXEC_LOG": str(self.log),
             **self.peer.worker_env(),
         }
@@ -370,6 +373,47 @@ def notes(runs: list[Run]) -> str:
     return "\n".join(lines)
 
 
+REDIS_PEERS = ("celery", "rq", "dramatiq", "huey")
+DURABLE_REDIS_PORT = 6390
+
+
+@contextlib.contextmanager
+def durable_redis(folder: Path) -> Iterator[str]:
+    """A private Redis that writes every command to its append-only file and fsyncs it before
+    replying (``appendfsync always``), as a PostgreSQL commit is flushed before it returns.
+
+    The Redis-backed peers are measured on the machine's Redis as their users run them by
+    default (no persistence); on this one they pay for durability as Pacer does, which shows
+    how much of a latency gap is the durable write rather than the queue's design.
+    """
+    command = [
+        "redis-server", "--port", str(DURABLE_REDIS_PORT), "--bind", "127.0.0.1",
+        "--appendonly", "yes", "--appendfsync", "always", "--save", "", "--dir", str(folder),
+    ]  # fmt: skip
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    url = f"redis://127.0.0.1:{DURABLE_REDIS_PORT}/9"
+    try:
+        import redis
+
+        client = redis.Redis.from_url(url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"redis-server did not start: {command}") from None
+                time.sleep(0.05)
+        assert client.config_get("appendfsync") == {"appendfsync": "always"}
+        # Adapters read the URL when they are imported (here and in every worker process).
+        os.environ["BENCH_REDIS"] = base.REDIS_URL = url
+        yield url
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
 def load(name: str, settings: Settings) -> Peer:
     module, _, cls = ADAPTERS[name].partition(":")
     try:
@@ -391,11 +435,19 @@ async def main() -> None:
     parser.add_argument("--crash-jobs", type=int, default=1_000)
     parser.add_argument("--timeout", type=float, default=400, help="seconds per drain or crash")
     parser.add_argument("--no-write", action="store_true", help="print only; leave BENCHMARKS.md")
+    parser.add_argument(
+        "--durable-redis",
+        action="store_true",
+        help="run the Redis-backed peers on a private Redis with appendfsync always "
+        f"(port {DURABLE_REDIS_PORT}); written to its own section",
+    )
     args = parser.parse_args()
     args.workloads = args.workloads.split(",")
     settings = Settings()
     runs = []
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
+        if args.durable_redis:
+            stack.enter_context(durable_redis(Path(tmp)))
         logdir = Path(os.environ.get("BENCH_LOG_DIR", tmp))
         logdir.mkdir(parents=True, exist_ok=True)
         ctx = Context(
@@ -403,15 +455,25 @@ async def main() -> None:
         )
         for name in args.peers.split(","):
             peer = load(name, settings)
+            if args.durable_redis and peer.backend == "redis":
+                peer.backend = "redis, appendfsync always"
             print(f"{name}: {peer.missing or 'measuring'}", flush=True)
             runs.append(await measure(peer, args, ctx) if not peer.missing else Run(peer))
     result = table(runs)
-    command = "make bench-peers" + (
-        " ARGS='" + " ".join(sys.argv[1:]) + "'" if sys.argv[1:] else ""
+    target = "bench-peers-durable" if args.durable_redis else "bench-peers"
+    given = [a for a in sys.argv[1:] if a != "--durable-redis"]
+    command = f"make {target}" + (" ARGS='" + " ".join(given) + "'" if given else "")
+    heading = (
+        "## Pacer and the Redis-backed peers on a durable Redis (`make bench-peers-durable`)\n\n"
+        "The same harness, with Celery, RQ, Dramatiq and Huey on a private Redis that appends "
+        "every write to its log and fsyncs it before replying (`appendfsync always`): the "
+        "durability a PostgreSQL commit gives Pacer's enqueue and claim. The table above runs "
+        "them on the machine's Redis as configured by default (no persistence).\n\n"
+        if args.durable_redis
+        else "## Pacer and its peers, side by side (`make bench-peers`)\n\n"
     )
     body = (
-        "## Pacer and its peers, side by side (`make bench-peers`)\n\n"
-        f"Machine: {describe()}. Command: `{command}`.\n"
+        heading + f"Machine: {describe()}. Command: `{command}`.\n"
         f"Drain of {args.drain_jobs:,} no-op jobs; dispatch of 200 jobs 20 ms apart to an idle "
         f"worker; {args.scheduled_jobs:,} jobs due at one instant 2 s ahead (2 workers); crash: "
         f"{args.crash_jobs:,} jobs of 0.5 to 1 s on 2 workers, one SIGKILLed after a fifth completed, "
@@ -427,7 +489,7 @@ async def main() -> None:
     print(result)
     print(notes(runs))
     if not args.no_write:
-        write_section("peers", body)
+        write_section("peers-durable-redis" if args.durable_redis else "peers", body)
 
 
 if __name__ == "__main__":
