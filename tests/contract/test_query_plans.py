@@ -142,6 +142,7 @@ HOT_QUERIES: dict[str, Call] = {
     "heartbeat": lambda store, sample: store.heartbeat(
         sample.running_worker, [sample.running_id], T0, 30
     ),
+    "last_runs": lambda store, _: store.last_runs([f"job-{i:05d}" for i in range(1, 51)]),
     **{f"list_runs-{name}": _listing(flt, paged=False) for name, flt in FILTERS.items()},
     **{f"list_runs-{name}-after": _listing(flt, paged=True) for name, flt in FILTERS.items()},
 }

@@ -9,8 +9,9 @@ from typing import Any
 import psycopg
 from sqlalchemy import event, text
 
-from pacer.domain.models import Completion, RunStatus
-from pacer.domain.runs import adhoc_run
+from pacer.domain.models import Completion, JobSpec, RunStatus
+from pacer.domain.runs import adhoc_run, run_for_job
+from pacer.ports import RunFilter
 from pacer.stores.sqlalchemy import SqlStore
 from pacer.stores.sqlalchemy.dialects import NOTIFY_CHANNEL
 from pacer.stores.sqlalchemy.events import SqlEventLog
@@ -216,3 +217,21 @@ async def test_concurrent_delays_of_one_run_all_count(store: SqlStore) -> None:
     stored = await store.get_run(run.id)
     assert stored is not None
     assert T0 + timedelta(seconds=10) == stored.scheduled_at
+
+
+async def test_last_runs_gives_each_job_its_newest_run(store: SqlStore) -> None:
+    """The jobs list's last run: per job the run ``list_runs`` shows first (newest created,
+    then highest id), jobs without runs absent, other jobs' runs never mixed in."""
+    spec = JobSpec.model_validate({"name": "j", "schedule": {"cron": "* * * * *"}, "action": NOOP})
+    one = await store.upsert_job(spec, "api", None, T0)
+    two = await store.upsert_job(spec.model_copy(update={"name": "k"}), "api", None, T0)
+    empty = await store.upsert_job(spec.model_copy(update={"name": "l"}), "api", None, T0)
+    older = [run_for_job(one, T0, T0 - timedelta(minutes=1), None) for _ in range(3)]
+    newest = [run_for_job(one, T0, T0, None) for _ in range(3)]  # one created_at: id decides
+    other = [run_for_job(two, T0, T0 - timedelta(hours=1), None)]
+    await store.enqueue(older + newest + other + _runs(2))
+    last = await store.last_runs([one.id, two.id, empty.id, "no-such-job"])
+    expected = await store.list_runs(RunFilter(job_id=one.id), 1)
+    assert {one.id: expected[0].id, two.id: other[0].id} == {k: r.id for k, r in last.items()}
+    assert max(r.id for r in newest) == last[one.id].id
+    assert {} == await store.last_runs([])

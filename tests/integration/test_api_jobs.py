@@ -83,6 +83,18 @@ async def test_trigger_queues_a_run_shown_as_last_run(client: httpx.AsyncClient)
     assert {"at": run["scheduled_at"], "status": "queued", "run_id": run["id"]} == job["last_run"]
 
 
+async def test_the_jobs_list_shows_each_jobs_newest_run(client: httpx.AsyncClient) -> None:
+    """Each job on a page of the list carries its own newest run (one query for the page)."""
+    for name in ("a", "b", "c"):
+        await client.post("/api/v1/jobs", json=job_body(name=name))
+    await client.post("/api/v1/jobs/a/trigger")
+    newest_a = (await client.post("/api/v1/jobs/a/trigger")).json()
+    newest_b = (await client.post("/api/v1/jobs/b/trigger")).json()
+    listed = (await client.get("/api/v1/jobs", params={"limit": 3})).json()["items"]
+    last = {job["name"]: job["last_run"] and job["last_run"]["run_id"] for job in listed}
+    assert {"a": newest_a["id"], "b": newest_b["id"], "c": None} == last
+
+
 async def test_pause_and_resume(client: httpx.AsyncClient) -> None:
     """Pause disables the job (no next run); resume enables it with a next run again."""
     await client.post("/api/v1/jobs", json=job_body())

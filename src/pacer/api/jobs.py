@@ -16,15 +16,14 @@ from pacer.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode, enc
 from pacer.api.schemas import JobOut, RunOut
 from pacer.domain.errors import InvalidInput
 from pacer.domain.models import Job, JobSpec
-from pacer.ports import RunFilter
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
 Services = Annotated[ApiServices, Depends(services)]
 
 
 async def _out(api: ApiServices, job: Job) -> JobOut:
-    last = await api.store.list_runs(RunFilter(job_id=job.id), limit=1)
-    return JobOut.of(job, last[0] if last else None)
+    last = await api.store.last_runs([job.id])
+    return JobOut.of(job, last.get(job.id))
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, dependencies=WRITE)
@@ -46,7 +45,9 @@ async def list_jobs(
     jobs = [job for job in await api.store.list_jobs() if after is None or job.name > after]
     page, more = split(jobs, limit)
     next_cursor = encode(page[-1].name) if more else None
-    return Page[JobOut](items=[await _out(api, job) for job in page], next_cursor=next_cursor)
+    last = await api.store.last_runs([job.id for job in page])
+    items = [JobOut.of(job, last.get(job.id)) for job in page]
+    return Page[JobOut](items=items, next_cursor=next_cursor)
 
 
 @router.get("/{job}")

@@ -539,6 +539,28 @@ class SqlStore:
             return [to_run(r) for r in (await conn.execute(query)).mappings().all()]
 
     @transient
+    async def last_runs(self, job_ids: Sequence[str]) -> dict[str, Run]:
+        """The newest run of each job, by job id (jobs without runs are absent), in one query:
+        a page of the jobs list shows each job's last run, and a query per job made the page
+        cost one round trip per row. The inner query walks ``(job_id, created_at)`` backwards
+        for each job, so it reads one run per job however many each has."""
+        if not job_ids:
+            return {}
+        of_job = runs.alias("of_job")
+        newest = (
+            select(of_job.c.id)
+            .where(of_job.c.job_id == jobs.c.id)
+            .order_by(of_job.c.created_at.desc(), of_job.c.id.desc())
+            .limit(1)
+            .correlate(jobs)
+            .scalar_subquery()
+        )
+        query = select(runs).where(runs.c.id.in_(select(newest).where(jobs.c.id.in_(job_ids))))
+        async with self.engine.connect() as conn:
+            found = [to_run(r) for r in (await conn.execute(query)).mappings().all()]
+        return {run.job_id: run for run in found if run.job_id is not None}
+
+    @transient
     async def count_runs(self, flt: RunFilter) -> int:
         async with self.engine.connect() as conn:
             query = select(func.count()).select_from(runs).where(*_filters(flt))
