@@ -1,0 +1,118 @@
+"""What one round trip to each backend costs here, at the dispatch workload's pace.
+
+    bench/peers/.venv/bin/python bench/peers/round_trips.py [--calls 300]
+
+The dispatch workload sends a job every 20 ms, so every call meets processes that were
+asleep. This times single calls with the same 20 ms gaps, interleaved so they share the
+machine's mood: PostgreSQL (psycopg, prepared, autocommit) ``SELECT 1``, a one-row durable
+INSERT, and Pacer's whole enqueue statement (the row, its event under the log's lock, the
+NOTIFY); Redis ``PING`` and ``LPUSH`` on the machine's Redis (no persistence, as the peers
+run) and, when ``redis-server`` is installed, on a private one with ``appendfsync always``.
+A Pacer dispatch waits for two such PostgreSQL statements in turn (its enqueue, then the
+worker's claim); a Huey or Celery dispatch for one Redis write and the worker's wake-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import psycopg
+import redis
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+import harness
+from base import PG_ADMIN, REDIS_URL
+
+from pacer.domain.runs import adhoc_run
+from pacer.services.clock import SystemClock
+from pacer.stores.sqlalchemy import onetrip
+from pacer.stores.sqlalchemy.dialects import NOTIFY_CHANNEL
+from pacer.stores.sqlalchemy.migrate import upgrade
+from pacer.stores.sqlalchemy.store import _json_text
+
+GAP_S = 0.02
+
+
+def _enqueue_params() -> dict[str, str]:
+    now = SystemClock().now()
+    run = adhoc_run({"kind": "python", "function": "exec_log:record"}, now, now, None)
+    return {"rows": _json_text(onetrip.runs_json([run])), "channel": NOTIFY_CHANNEL}
+
+
+async def measure(calls: int) -> None:
+    database = f"round_trips_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{database}"')
+    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{database}"
+    try:
+        upgrade(url.replace("postgresql", "postgresql+psycopg", 1))
+        with tempfile.TemporaryDirectory() as folder, contextlib.ExitStack() as stack:
+            redises = {"redis": redis.Redis.from_url(REDIS_URL)}
+            try:
+                stack.enter_context(harness.durable_redis(Path(folder)))
+                redises["redis fsync always"] = redis.Redis.from_url(harness.base.REDIS_URL)
+            except (OSError, RuntimeError) as exc:
+                print(f"(no durable Redis: {exc})")
+            await _compare(url, redises, calls)
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+
+
+async def _compare(url: str, redises: dict[str, redis.Redis], calls: int) -> None:
+    conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+    await conn.execute("CREATE TABLE one_row (n int)")
+    enqueue = onetrip.enqueue_statement("id").text
+    enqueue = enqueue.replace(":rows", "%(rows)s").replace(":channel", "%(channel)s")
+
+    async def pg(sql: str, params: Callable[[], dict[str, str]] | None = None) -> None:
+        cursor = await conn.execute(sql, params() if params else None, prepare=True)  # type: ignore[arg-type]
+        if cursor.description is not None:
+            await cursor.fetchall()
+
+    steps: dict[str, Callable[[], Awaitable[object]]] = {
+        "postgresql SELECT 1": lambda: pg("SELECT 1"),
+        "postgresql one-row INSERT (durable)": lambda: pg("INSERT INTO one_row VALUES (1)"),
+        "postgresql Pacer's enqueue statement": lambda: pg(enqueue, _enqueue_params),
+    }
+    for label, client in redises.items():
+        # Synchronous calls, as the peers' enqueues are; nothing else runs on this loop.
+        async def ping(c: redis.Redis = client) -> None:
+            c.ping()
+
+        async def lpush(c: redis.Redis = client) -> None:
+            c.lpush("round_trips", "x")
+
+        steps[f"{label} PING"], steps[f"{label} LPUSH"] = ping, lpush
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for index in range(calls + 10):
+        for name, step in steps.items():
+            began = time.perf_counter()
+            await step()
+            if index >= 10:  # the first calls prepare statements and open connections
+                times[name].append((time.perf_counter() - began) * 1000)
+            await asyncio.sleep(GAP_S)
+    await conn.close()
+    for client in redises.values():
+        client.delete("round_trips")
+    print(f"{'ms, one call every 20 ms':40} {'p50':>6} {'p90':>6} {'p99':>6}")
+    for name, values in times.items():
+        q = [harness.percentile(values, p) for p in (50, 90, 99)]
+        print(f"{name:40} {q[0]:6.2f} {q[1]:6.2f} {q[2]:6.2f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--calls", type=int, default=300)
+    asyncio.run(measure(parser.parse_args().calls))
