@@ -65,7 +65,7 @@ bench-peers:
 	bench/peers/run.sh $(ARGS)
 
 bench-peers-durable:
-	bench/peers/run.sh --durable-redis --peers pacer,celery,rq,dramatiq,huey --workloads drain,dispatch $(ARGS)
+	bench/peers/run.sh --durable-redis $(ARGS)
 
 clean:
 	rm -rf $(VENV) examples/pacer.db* examples/data examples/admin-token

@@ -428,8 +428,10 @@ async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--peers", default=",".join(ADAPTERS))
-    parser.add_argument("--workloads", default="drain,dispatch,scheduled,crash")
+    parser.add_argument(
+        "--peers", help="default: all; with --durable-redis, Pacer and the Redis-backed peers"
+    )
+    parser.add_argument("--workloads", help="default: all; with --durable-redis, drain,dispatch")
     parser.add_argument("--drain-jobs", type=int, default=20_000)
     parser.add_argument("--scheduled-jobs", type=int, default=1_000)
     parser.add_argument("--crash-jobs", type=int, default=1_000)
@@ -442,6 +444,13 @@ async def main() -> None:
         f"(port {DURABLE_REDIS_PORT}); written to its own section",
     )
     args = parser.parse_args()
+    if args.peers is None:
+        args.peers = ",".join(("pacer", *REDIS_PEERS) if args.durable_redis else ADAPTERS)
+    if args.workloads is None:
+        # A durable Redis changes how fast jobs get in and out, not what a crash loses.
+        args.workloads = (
+            "drain,dispatch" if args.durable_redis else "drain,dispatch,scheduled,crash"
+        )
     args.workloads = args.workloads.split(",")
     settings = Settings()
     runs = []
