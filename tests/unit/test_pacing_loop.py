@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from pacer.domain.pacer import PacerConfig
+from pacer.domain.pacer import Pacer, PacerConfig
 from pacer.domain.resources import ResourceWindow, Stats
 from pacer.monitor.client import FatalError, MonitorClient
-from pacer.monitor.events import Event
-from pacer.monitor.pacing import PacingLoop
+from pacer.monitor.events import Event, Resources
+from pacer.monitor.pacing import PacingLoop, Span, _epoch
 from pacer.monitor.store import MonitorStore
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
 class SlowServer:
@@ -87,3 +92,54 @@ async def test_a_fatal_answer_to_a_delay_ends_the_loop(tmp_path: Path) -> None:
     stop = asyncio.Event()
     with pytest.raises(FatalError):
         await asyncio.wait_for(loop.run(stop), 5.0)
+
+
+def test_learning_from_the_executions_read_incrementally_matches_reading_them_all(
+    tmp_path: Path,
+) -> None:
+    """The loop reads only executions changed since its last read and forgets those no later
+    window can overlap, yet its pacer learns exactly what one fed every stored execution at
+    every window learns, while holding only the recent executions."""
+    store = MonitorStore(tmp_path / "monitor.db")
+    client: MonitorClient = SlowServer()  # type: ignore[assignment]
+    config = PacerConfig(window_s=1.0)
+    loop = PacingLoop(store, client, config)
+    everything = Pacer(config)
+    rng = random.Random(7)
+    t0, position = 1_800_000_000.0, 0
+    queries = ["ping", "report", "lookup", "rare"]
+    for second in range(40):
+        events = []
+        for n in range(rng.randint(1, 4)):
+            query = queries[3] if second == 2 else rng.choice(queries[:3])  # "rare" once
+            began = t0 + second + rng.random() * 0.9
+            end = began + rng.choice([0.05, 0.3, 1.7])  # some cross into later windows
+            run = f"run-{second}-{n}"
+            position += 2
+            events += [
+                Event(position - 1, "started", run, 1, query, started_at=_iso(began)),
+                Event(position, "succeeded", run, 1, query, started_at=_iso(began),
+                      finished_at=_iso(end)),
+            ]  # fmt: skip
+        store.apply(events, position)
+        close = t0 + second + 1.0
+        level = 20.0 + 10.0 * len(events) + rng.random()
+        # Seconds 2-6 come without an IO figure, so nothing is learnt from them while the one
+        # "rare" execution ends and is forgotten: its query must still reach the estimator.
+        missing = 2 <= second <= 6
+        figures: list[float | None] = [level, level - 1, level + 1] * 3
+        if missing:
+            figures[3] = None
+        store.record_resources(Resources(int(close * 1000), tuple(figures)))
+        loop._learn()
+        spans = [
+            Span(e.query_id, start, _epoch(e.finished_at))
+            for e in store.attempts()
+            if (start := _epoch(e.started_at)) is not None
+        ]
+        window = Stats(level, level - 1, level + 1)
+        fed = [] if missing else [ResourceWindow(close - 1.0, close, window, window, window)]
+        everything.learn(fed, spans)
+        for query in queries:
+            assert everything.estimator.estimate(query) == loop.pacer.estimator.estimate(query)
+    assert len(loop._spans) < 20  # of some 100 executions: only those of the last seconds

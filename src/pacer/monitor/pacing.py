@@ -49,6 +49,11 @@ class PacingLoop:
         self.pacer.restore(state)
         #: Close time (epoch ms) of the newest window fed to the pacer.
         self._last_window: int | None = None
+        #: The executions that can still overlap a window to come, by (run id, attempt), read
+        #: from the store up to log position ``_read_up_to``; every query id ever seen.
+        self._spans: dict[tuple[str, int], Span] = {}
+        self._read_up_to = -1
+        self._query_ids: set[str] = set()
         self._wake = asyncio.Event()
         self._posting: set[asyncio.Task[None]] = set()
         self._limit = asyncio.Semaphore(POSTS)
@@ -135,12 +140,39 @@ class PacingLoop:
             return
         fresh = [_window(row, self.config.window_s) for row in rows]
         self._last_window = int(rows[-1]["timestamp"])
-        spans = [
-            Span(e.query_id, start, _epoch(e.finished_at))
-            for e in self.store.attempts()
-            if (start := _epoch(e.started_at)) is not None
-        ]
-        self.pacer.learn([w for w in fresh if w is not None], spans)
+        self.pacer.learn([w for w in fresh if w is not None], self._current_spans())
+        self._forget(self._last_window / 1000 - 2 * self.config.window_s)
+
+    def _current_spans(self) -> list[Span]:
+        """The executions the pacer learns from, read incrementally.
+
+        Reading every execution the monitor ever stored at each new window grew without
+        bound (a week at 10 runs/s is 6 million rows per window). Only the attempts changed
+        since the last read are read and kept until no later window can overlap them. The
+        estimator still sees every query id it would have seen (it gives each a column), so
+        each query no longer running is passed as one empty span at the epoch, which
+        overlaps no window: what it learns is the same as from every execution."""
+        for execution in self.store.attempts(changed_after=self._read_up_to):
+            self._read_up_to = max(self._read_up_to, execution.last_position)
+            start = _epoch(execution.started_at)
+            if start is None:
+                continue
+            key = (execution.run_id, execution.attempt)
+            self._spans[key] = Span(execution.query_id, start, _epoch(execution.finished_at))
+            if execution.query_id is not None:
+                self._query_ids.add(execution.query_id)
+        spans = [self._spans[key] for key in sorted(self._spans)]
+        present = {span.query_id for span in spans}
+        spans += [Span(q, 0.0, 0.0) for q in sorted(self._query_ids - present)]
+        return spans
+
+    def _forget(self, horizon: float) -> None:
+        """Drop the executions that ended before ``horizon``: every window still to come
+        closes after the newest one learnt, so it opens after that less one window length
+        (the margin of a second window length is for safety)."""
+        ended = [k for k, s in self._spans.items() if s.end is not None and s.end < horizon]
+        for key in ended:
+            del self._spans[key]
 
 
 def _window(row: dict[str, object], window_s: float) -> ResourceWindow | None:

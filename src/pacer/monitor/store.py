@@ -63,6 +63,7 @@ CREATE TABLE IF NOT EXISTS executions (
     last_position INTEGER NOT NULL, PRIMARY KEY (run_id, attempt)
 );
 CREATE INDEX IF NOT EXISTS executions_by_query ON executions (query_id, finished_at);
+CREATE INDEX IF NOT EXISTS executions_by_change ON executions (last_position);
 CREATE TABLE IF NOT EXISTS stream (
     id INTEGER PRIMARY KEY CHECK (id = 1), consumer TEXT NOT NULL, position INTEGER NOT NULL
 );
@@ -232,10 +233,14 @@ class MonitorStore:
         ).fetchall()
         return [Execution(**dict(row)) for row in rows]
 
-    def attempts(self) -> list[Execution]:
-        """Every attempt row, queued ones included, in (run id, attempt) order."""
+    def attempts(self, changed_after: int = -1) -> list[Execution]:
+        """Every attempt row, queued ones included, in (run id, attempt) order; with
+        ``changed_after``, only those an event after that log position changed (a row keeps
+        the position of its latest event, and batches are stored in log order)."""
         rows = self._db.execute(
-            f"SELECT {', '.join(EXECUTION_COLUMNS)} FROM executions ORDER BY run_id, attempt"
+            f"SELECT {', '.join(EXECUTION_COLUMNS)} FROM executions WHERE last_position > ? "
+            "ORDER BY run_id, attempt",
+            (changed_after,),
         ).fetchall()
         return [Execution(**dict(row)) for row in rows]
 
