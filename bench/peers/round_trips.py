@@ -20,7 +20,6 @@ import contextlib
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -32,7 +31,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
 import harness
-from base import PG_ADMIN, REDIS_URL
+from base import REDIS_URL, Peer, Settings
 
 from pacer.domain.runs import adhoc_run
 from pacer.services.clock import SystemClock
@@ -51,23 +50,21 @@ def _enqueue_params() -> dict[str, str]:
 
 
 async def measure(calls: int) -> None:
-    database = f"round_trips_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{database}"')
-    url = PG_ADMIN.rsplit("/", 1)[0] + f"/{database}"
+    scratch = Peer(Settings())  # its fresh-database helpers
+    scratch.name = "round_trips"
+    url = scratch.create_database()
     try:
-        upgrade(url.replace("postgresql", "postgresql+psycopg", 1))
+        upgrade(scratch.url("postgresql+psycopg"))
         with tempfile.TemporaryDirectory() as folder, contextlib.ExitStack() as stack:
             redises = {"redis": redis.Redis.from_url(REDIS_URL)}
             try:
-                stack.enter_context(harness.durable_redis(Path(folder)))
-                redises["redis fsync always"] = redis.Redis.from_url(harness.base.REDIS_URL)
+                durable = stack.enter_context(harness.durable_redis(Path(folder)))
+                redises["redis fsync always"] = redis.Redis.from_url(durable)
             except (OSError, RuntimeError) as exc:
                 print(f"(no durable Redis: {exc})")
             await _compare(url, redises, calls)
     finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        scratch.drop_database()
 
 
 async def _compare(url: str, redises: dict[str, redis.Redis], calls: int) -> None:

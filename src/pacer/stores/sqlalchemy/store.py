@@ -108,9 +108,7 @@ class SqlStore:
         postgresql = self.dialect.name == "postgresql"
         self._claim = onetrip.claim_statement() if postgresql else _claim_statement()
         #: An autocommit connection kept between PostgreSQL's one-statement calls (``onetrip``).
-        self._autocommit = HeldConnection(
-            self.engine.execution_options(isolation_level="AUTOCOMMIT")
-        )
+        self._held = HeldConnection(self.engine.execution_options(isolation_level="AUTOCOMMIT"))
         self._enqueue = {c: onetrip.enqueue_statement(c) for c in ("id", "idempotency_key")}
         #: Called after a commit that made runs claimable: wakes in-process workers at once.
         self.on_enqueued: list[Callable[[datetime], None]] = []
@@ -118,7 +116,7 @@ class SqlStore:
         self.on_events: list[Callable[[], None]] = []
 
     async def close(self) -> None:
-        await self._autocommit.close()
+        await self._held.close()
         await self.engine.dispose()
 
     # -- jobs ---------------------------------------------------------------------------------
@@ -311,7 +309,7 @@ class SqlStore:
                 await self._log(conn, [event_of(r, r.created_at) for r in inserted])
             return inserted
         values = {"rows": _json_text(onetrip.runs_json(new_runs)), "channel": NOTIFY_CHANNEL}
-        async with self._autocommit.connect() as conn:
+        async with self._held.connect() as conn:
             found = await conn.execute(self._enqueue[conflict], values)
             inserted_ids = {r[0] for r in found}
         return [r for r in new_runs if r.id in inserted_ids]
@@ -382,7 +380,7 @@ class SqlStore:
         """One statement: the claim and its log append (``onetrip``)."""
         if not self._backlog:
             # An idle worker's claim: one round trip, commit included (dispatch latency).
-            async with self._autocommit.connect() as conn:
+            async with self._held.connect() as conn:
                 found = await conn.execute(self._claim, values)
                 return [to_run(r) for r in found.mappings().all()]
         async with self.engine.begin() as conn:
