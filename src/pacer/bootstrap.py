@@ -35,6 +35,7 @@ from pacer.stores.sqlalchemy.events import SqlEventLog
 from pacer.stores.sqlalchemy.migrate import upgrade
 from pacer.stores.sqlalchemy.resources import SqlWindowStore
 from pacer.stores.sqlalchemy.results import SqlResultStore
+from pacer.stores.sqlalchemy.store import transient
 from pacer.stores.sqlalchemy.tokens import SqlTokenStore
 from pacer.worker.runner import Worker, WorkerOptions
 from pacer.worker.wakeup import Wakeup, listen_postgresql
@@ -104,6 +105,14 @@ class Container:
         await self.store.close()
 
 
+@transient
+async def _upgrade(url: str) -> None:
+    """The start-up migration, retried like every store call: a process started while its
+    database restarts (a deploy, a failover) waits for it instead of exiting, which left a
+    worker that came up during a PostgreSQL restart dead and its runs undone."""
+    await asyncio.to_thread(upgrade, url)
+
+
 async def build(
     settings: Settings, clock: Clock | None = None, *, migrate: bool = True, sync_jobs: bool = True
 ) -> Container:
@@ -113,7 +122,7 @@ async def build(
     the scheduler so that many processes starting at once do not race to create a job.
     """
     if migrate:
-        await asyncio.to_thread(upgrade, settings.database_url)
+        await _upgrade(settings.database_url)
     clock = clock or SystemClock()
     store = SqlStore(settings.database_url)
     targets = Targets(settings.targets)

@@ -6,14 +6,19 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 
+from faultproxy import FaultProxy
+from pacer.bootstrap import build
 from pacer.domain.models import Run
 from pacer.domain.runs import adhoc_run
+from pacer.ports import RunFilter
+from pacer.settings import Settings
 from pacer.stores.sqlalchemy import SqlStore, dialects
 from pacer.stores.sqlalchemy.events import SqlEventLog
 from pacer.stores.sqlalchemy.migrate import upgrade
@@ -136,3 +141,26 @@ async def test_a_cancelled_statement_does_not_leave_its_connection_held(pg_url: 
         assert before not in pids
     finally:
         await store.close()
+
+
+async def test_a_process_starting_while_its_database_is_down_waits_for_it(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Start-up (the migration, then the container) goes through once the database accepts
+    connections again, as a worker started during a PostgreSQL restart must; the database is
+    reached through a proxy that refuses connections for the first second."""
+    database = make_url(pg_url)
+    assert database.host is not None
+    with FaultProxy(database.host, database.port or 5432) as proxy:
+        proxy.drop()
+        url = database.set(host=proxy.host, port=proxy.port).render_as_string(hide_password=False)
+        settings = Settings(database_url=url, config_file=tmp_path / "absent.toml")
+        starting = asyncio.ensure_future(build(settings, sync_jobs=False))
+        await asyncio.sleep(1.0)
+        assert not starting.done()  # still trying, not failed
+        proxy.restore()
+        container = await asyncio.wait_for(starting, 30)
+        try:
+            assert [] == await container.store.list_runs(RunFilter(), 10)
+        finally:
+            await container.aclose()
