@@ -6,6 +6,8 @@ every delayed execution still runs."""
 
 from __future__ import annotations
 
+import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from simtraffic import TARGET, ExecutionLog, Traffic, averages, epoch, sim_server, windows
@@ -37,8 +39,17 @@ def test_pacer_up_pace_delays_the_surge_and_loses_nothing(tmp_path: Path) -> Non
         traffic.join()
         _until(lambda: log.finished(traffic.ids), 60)
         found = windows(server)
+        running = _embedded_tokens(tmp_path)
     finally:
         server.stop()
+
+    # Its token lives only while the server does: revoked on this stop, expiring on its own
+    # within a quarter of an hour after a SIGKILL (extended while running).
+    assert 1 == len(running)
+    expires_at = datetime.fromisoformat(running[0][0]).replace(tzinfo=UTC)
+    assert timedelta(0) < expires_at - datetime.now(UTC) <= timedelta(minutes=15)
+    assert None is running[0][1]
+    assert all(revoked is not None for _, revoked in _embedded_tokens(tmp_path))
 
     delayed, started = log.of("delayed"), log.of("started")
     succeeded = log.of("succeeded")
@@ -55,3 +66,10 @@ def test_pacer_up_pace_delays_the_surge_and_loses_nothing(tmp_path: Path) -> Non
     means = {resource: sum(values) / len(values) for resource, values in late.items()}
     assert all(mean <= TARGET + 8 for mean in means.values()), means
     assert max(means.values()) >= TARGET - 35, means  # spread out, not stalled
+
+
+def _embedded_tokens(folder: Path) -> list[tuple[str, str | None]]:
+    """(expires_at, revoked_at) of the embedded pacer's tokens in the server's database."""
+    with sqlite3.connect(folder / "server.db") as conn:
+        query = "SELECT expires_at, revoked_at FROM pacer_tokens WHERE name = 'embedded pacer'"
+        return conn.execute(query).fetchall()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -12,7 +14,8 @@ from test_api_jobs import NOOP, PROBLEM, api_client, job_body
 
 from pacer.bootstrap import Container, running
 from pacer.definitions import FUNCTIONS
-from pacer.domain.tokens import Scope
+from pacer.domain.models import new_id
+from pacer.domain.tokens import Scope, Token, display_prefix, hash_secret, new_secret
 from pacer.stores.sqlalchemy.tables import tokens
 from support import fast_settings
 
@@ -124,3 +127,87 @@ async def test_admin_token_from_settings_works_and_is_created_once(database_url:
                 )
             assert 201 == answer.status_code
             assert [Scope.ADMIN] == [t.scope for t in await container.tokens.list()]
+
+
+async def test_expired_tokens_are_401_until_extended(container: Container) -> None:
+    """A token past its expiry is refused, naming when it expired; extending it (as a server
+    holding its own token does) makes it usable again, and a revoked one cannot be extended."""
+    tokens_service = container.tokens
+    now = tokens_service.clock.now()
+    secret = new_secret()
+    expired = Token(new_id(), "lapsed", Scope.READ, display_prefix(secret), now, expires_at=now)
+    await tokens_service.store.add_token(expired, hash_secret(secret))
+    headers = {"Authorization": f"Bearer {secret}"}
+    async with api_client(container, scope=None) as client:
+        refused = await client.get("/api/v1/runs", headers=headers)
+        assert await tokens_service.extend(expired.id, timedelta(minutes=5))
+        allowed = await client.get("/api/v1/runs", headers=headers)
+    assert "expired" in str(_problem(refused, 401)["detail"])
+    assert 200 == allowed.status_code
+    await tokens_service.revoke(expired.id)
+    assert not await tokens_service.extend(expired.id, timedelta(minutes=5))
+
+
+async def test_a_held_token_is_extended_until_stopped(container: Container) -> None:
+    """``TokenService.hold`` keeps moving the expiry forward while its holder runs, returns
+    when told to stop, and stops by itself once the token is revoked."""
+    tokens_service = container.tokens
+    lifetime = timedelta(seconds=0.3)  # extended every 0.1 s
+    token, _ = await tokens_service.create("held", Scope.WRITE, lifetime)
+    assert token.expires_at is not None
+    stop = asyncio.Event()
+    holding = asyncio.create_task(tokens_service.hold(token.id, lifetime, stop))
+    first = token.expires_at
+
+    async def extended() -> bool:  # a third of the lifetime on
+        return await _expiry(container, token.id) > first
+
+    await _eventually(extended)
+    stop.set()
+    await asyncio.wait_for(holding, 5)
+    await tokens_service.revoke(token.id)
+    on_its_own = asyncio.create_task(tokens_service.hold(token.id, lifetime, asyncio.Event()))
+    await asyncio.wait_for(on_its_own, 5)  # revoked: nothing left to hold
+
+
+async def test_a_failed_extension_is_tried_again(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store error while extending is logged and the next turn tries again, so one bad
+    moment of the database does not let a running server's token lapse."""
+    tokens_service = container.tokens
+    lifetime = timedelta(seconds=0.3)
+    token, _ = await tokens_service.create("held", Scope.WRITE, lifetime)
+    real, calls = tokens_service.store.extend_token, []
+
+    async def flaky(token_id: str, expires_at: datetime) -> bool:
+        calls.append(expires_at)
+        if len(calls) == 1:
+            raise ConnectionError("database away")
+        return await real(token_id, expires_at)
+
+    monkeypatch.setattr(tokens_service.store, "extend_token", flaky)
+    stop = asyncio.Event()
+    holding = asyncio.create_task(tokens_service.hold(token.id, lifetime, stop))
+
+    async def tried_again() -> bool:
+        return len(calls) >= 2 or holding.done()
+
+    await _eventually(tried_again)
+    assert not holding.done(), "the error ended the holder"
+    stop.set()
+    await asyncio.wait_for(holding, 5)
+    assert calls[1] == await _expiry(container, token.id)
+
+
+async def _expiry(container: Container, token_id: str) -> datetime:
+    found = [t for t in await container.tokens.list() if t.id == token_id]
+    assert found[0].expires_at is not None
+    return found[0].expires_at
+
+
+async def _eventually(check: Callable[[], Awaitable[bool]], within_s: float = 10) -> None:
+    """Wait for ``check`` (a bound, not a speed claim: a broken holder fails, not hangs)."""
+    async with asyncio.timeout(within_s):
+        while not await check():
+            await asyncio.sleep(0.05)

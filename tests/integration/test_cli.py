@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -82,3 +83,36 @@ def test_tokens_create_list_revoke(tmp_path: Path, database_url: str) -> None:
         app, ["tokens", "create", "--scope", "read", "--database-url", url, "--config", "/x.toml"]
     )
     assert plain.stdout.strip().startswith("pacer_")
+
+
+def test_tokens_create_with_an_expiry(database_url: str) -> None:
+    """``--expires-in 12h`` sets the expiry twelve hours after creation; a malformed or absurd
+    one is refused naming the option, and nothing is created."""
+    url = database_url.replace("+aiosqlite", "")
+    created = json.loads(
+        _pacer(url, "tokens", "create", "--scope", "read", "--expires-in", "12h", "--json")
+    )
+    lifetime = datetime.fromisoformat(created["expires_at"]) - datetime.fromisoformat(
+        created["created_at"]
+    )
+    assert timedelta(hours=12) == lifetime
+    for bad in ("12x", "0s", "99999999d"):
+        refused = runner.invoke(
+            app,
+            [
+                "tokens",
+                "create",
+                "--scope",
+                "read",
+                "--expires-in",
+                bad,
+                "--database-url",
+                url,
+                "--config",
+                "/x.toml",
+            ],
+        )
+        assert 2 == refused.exit_code, refused.output
+        assert "--expires-in" in refused.output
+    listed = json.loads(_pacer(url, "tokens", "list", "--json"))
+    assert [created["id"]] == [t["id"] for t in listed]

@@ -9,6 +9,7 @@ import logging
 import math
 import signal
 from collections.abc import Callable, Coroutine, Iterator
+from datetime import timedelta
 from typing import Any
 
 import uvicorn
@@ -24,6 +25,9 @@ from pacer.monitor.store import MonitorStore
 from pacer.settings import Settings
 
 log = logging.getLogger("pacer")
+
+#: The embedded pacer's token lapses this long after its server stops extending it (SIGKILL).
+EMBEDDED_TOKEN_TTL = timedelta(minutes=15)
 
 
 class _Server(uvicorn.Server):
@@ -126,9 +130,10 @@ def pace_config(settings: Settings) -> PacerConfig:
 async def _pace(container: Container, stop: asyncio.Event) -> None:
     """``pacer up --pace``: the monitor and its pacer, embedded, talking to this very server
     over HTTP exactly as a separate ``pacer monitor --pace`` would (so the demo runs the same
-    code), with a write token made for it and revoked when it stops."""
+    code), with a write token made for it: extended while it runs, revoked when it stops,
+    expired within ``EMBEDDED_TOKEN_TTL`` when it was killed."""
     s = container.settings
-    token, secret = await container.tokens.create("embedded pacer", Scope.WRITE)
+    token, secret = await container.tokens.create("embedded pacer", Scope.WRITE, EMBEDDED_TOKEN_TTL)
     store = MonitorStore(s.pace_db, consumer="embedded-pacer")
     # The pacer reads the store on its own connection: sqlite3 objects stay per use.
     pacing_store = MonitorStore(s.pace_db, consumer="embedded-pacer")
@@ -137,7 +142,11 @@ async def _pace(container: Container, stop: asyncio.Event) -> None:
     follow = FollowSettings(name="embedded-pacer", resources_interval=s.resource_sample_s)
     try:
         follower = Follower(store, client, follow, on_commit=pacing.committed)
-        await asyncio.gather(follower.run(stop), pacing.run(stop))
+        await asyncio.gather(
+            follower.run(stop),
+            pacing.run(stop),
+            container.tokens.hold(token.id, EMBEDDED_TOKEN_TTL, stop),
+        )
     finally:
         await client.aclose()
         store.close()

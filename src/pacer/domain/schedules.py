@@ -275,7 +275,7 @@ def _parse_cron(text: str) -> _Cron | timedelta:
     """A cron expression, or the interval of an ``@every``; ValueError says what is wrong."""
     every = _EVERY.fullmatch(text)
     if every is not None:
-        return _parse_duration(text, every.group(1))
+        return parse_duration(every.group(1), f"invalid cron expression {text!r}: ")
     if text.lower().startswith("@every"):
         raise ValueError(f"invalid cron expression {text!r}: expected '@every <duration>'")
     if text.startswith("@") and text.lower() not in _MACROS:
@@ -283,15 +283,14 @@ def _parse_cron(text: str) -> _Cron | timedelta:
     return _check_cron(text)
 
 
-def _parse_duration(text: str, duration: str) -> timedelta:
+def parse_duration(duration: str, context: str = "") -> timedelta:
+    """A duration like ``1h30m`` (units d, h, m, s), as ``@every`` takes it; the ValueError
+    starts with ``context``."""
     parts = _DURATION_PART.findall(duration.lower())
-    if "".join(number + unit for number, unit in parts) != duration.lower():
-        raise ValueError(
-            f"invalid cron expression {text!r}: duration {duration!r} is not like 1h30m"
-            " (units d, h, m, s)"
-        )
+    if not parts or "".join(number + unit for number, unit in parts) != duration.lower():
+        raise ValueError(f"{context}duration {duration!r} is not like 1h30m (units d, h, m, s)")
     seconds = sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
-    return _as_step(seconds, f"invalid cron expression {text!r}: the interval")
+    return _as_step(seconds, f"{context}the interval" if context else "the duration")
 
 
 def _as_step(seconds: float, what: str) -> timedelta:

@@ -42,6 +42,16 @@ class Token:
     created_at: datetime
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
+    #: None: until revoked.
+    expires_at: datetime | None = None
+
+    def refusal(self, now: datetime) -> str | None:
+        """Why the token may not be used at ``now``, or None when it may."""
+        if self.revoked_at is not None:
+            return "the bearer token is unknown or revoked"
+        if self.expires_at is not None and now >= self.expires_at:
+            return f"the bearer token expired at {self.expires_at.isoformat()}"
+        return None
 
 
 def new_secret() -> str:

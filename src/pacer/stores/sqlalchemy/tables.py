@@ -103,6 +103,7 @@ tokens = Table(
     Column("created_at", Timestamp, nullable=False),
     Column("last_used_at", Timestamp, nullable=True),
     Column("revoked_at", Timestamp, nullable=True),
+    Column("expires_at", Timestamp, nullable=True),
 )
 
 # Bodies received by ``POST /result``, in arrival order. A sender's ``Idempotency-Key`` is kept

@@ -27,6 +27,7 @@ def _token(row: RowMapping) -> Token:
         created_at=created,
         last_used_at=aware(row["last_used_at"]),
         revoked_at=aware(row["revoked_at"]),
+        expires_at=aware(row["expires_at"]),
     )
 
 
@@ -45,6 +46,7 @@ class SqlTokenStore:
                     token_hash=token_hash,
                     prefix=token.prefix,
                     created_at=utc(token.created_at),
+                    expires_at=utc(token.expires_at) if token.expires_at else None,
                 )
             )
 
@@ -74,6 +76,17 @@ class SqlTokenStore:
             if row is None:
                 raise NotFound("token", token_id)
             return _token(row)
+
+    @transient
+    async def extend_token(self, token_id: str, expires_at: datetime) -> bool:
+        """Move a live token's expiry to ``expires_at``; False when it is revoked or gone."""
+        async with self.engine.begin() as conn:
+            stmt = (
+                update(tokens)
+                .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
+                .values(expires_at=utc(expires_at))
+            )
+            return (await conn.execute(stmt)).rowcount == 1
 
     @transient
     async def touch_token(self, token_id: str, now: datetime) -> None:
