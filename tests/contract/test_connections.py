@@ -5,6 +5,7 @@ and the connection the one-statement calls hold between uses (``held``)."""
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,10 @@ import pytest
 from sqlalchemy import event, make_url
 
 from faultproxy import FaultProxy
-from pacer.bootstrap import build
+from pacer.bootstrap import Container, build
 from pacer.domain.models import Run
 from pacer.domain.runs import adhoc_run
+from pacer.domain.tokens import Scope
 from pacer.ports import RunFilter
 from pacer.settings import Settings
 from pacer.stores.sqlalchemy import SqlStore, dialects
@@ -164,3 +166,39 @@ async def test_a_process_starting_while_its_database_is_down_waits_for_it(
             assert [] == await container.store.list_runs(RunFilter(), 10)
         finally:
             await container.aclose()
+
+
+async def test_reads_do_not_wait_for_a_writer(container: Container, database_url: str) -> None:
+    """While another connection holds a write transaction open, the reads every request and
+    the event stream make (a token check, a log page, a run) still answer: on SQLite they
+    begin deferred instead of queueing for the write lock behind every writer, which under
+    load delayed the stream by up to a second. The bound only turns a wait into a failure."""
+    token, secret = await container.tokens.create("reader", Scope.READ)
+    await container.tokens.identify(secret)  # its last use is now recent: no write next time
+    now = datetime.now(UTC)
+    run = adhoc_run({"kind": "python", "function": "x:y"}, now, now, None)
+    await container.store.enqueue([run])
+    writer = _hold_the_write_lock(database_url)
+    try:
+        async with asyncio.timeout(5):
+            assert token.id == (await container.tokens.identify(secret)).id
+            assert [run.id] == [e.run_id for e in await container.events.log.read(0, 10)]
+            found = await container.store.get_run(run.id)
+            assert found is not None
+    finally:
+        writer.rollback()
+        writer.close()
+
+
+def _hold_the_write_lock(url: str) -> Any:
+    """A second connection inside a write transaction, left open."""
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(make_url(url).database, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("UPDATE pacer_tokens SET name = name")
+        return conn
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+    pg = psycopg.connect(dsn)
+    pg.execute("UPDATE pacer_tokens SET name = name")
+    pg.execute("UPDATE pacer_runs SET priority = priority")
+    return pg

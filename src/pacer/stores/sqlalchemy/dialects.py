@@ -54,6 +54,10 @@ def sync_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+#: The execution option ``reads`` sets: on SQLite such a connection begins a deferred
+#: transaction instead of taking the write lock.
+READ_ONLY = "pacer_read_only"
+
 #: A pooled connection back in use within this many seconds is not pinged first.
 IDLE_PING_S = 1.0
 
@@ -68,6 +72,13 @@ def create_engine(url: str) -> tuple[AsyncEngine, Dialect]:
     engine = create_async_engine(url, pool_size=5, max_overflow=5)
     _ping_when_idle(engine)
     return engine, Dialect("postgresql", skip_locked=True, notify=True)
+
+
+def reads(engine: AsyncEngine) -> AsyncEngine:
+    """``engine`` for read-only work (the same pool): the stores' ``connect()`` calls, which
+    never commit. On SQLite their transactions do not take the write lock (see
+    ``_setup_sqlite``); on PostgreSQL nothing changes."""
+    return engine.execution_options(**{READ_ONLY: True})
 
 
 def _ping_when_idle(engine: AsyncEngine) -> None:
@@ -101,8 +112,13 @@ def _ping_when_idle(engine: AsyncEngine) -> None:
 def _setup_sqlite(engine: AsyncEngine) -> None:
     """WAL lets readers run beside the writer; FULL sync makes every commit durable.
 
-    ``BEGIN IMMEDIATE`` takes the write lock at the start of each transaction, so two processes
-    never both read then both try to upgrade to writing (SQLite's classic busy deadlock).
+    ``BEGIN IMMEDIATE`` takes the write lock at the start of each writing transaction, so two
+    processes never both read then both try to upgrade to writing (SQLite's classic busy
+    deadlock). Read-only connections (``reads``) begin deferred: in WAL mode a reader never
+    waits for the writer. They once took the write lock too, so under load a read waited for
+    every queued writer's fsync and SQLite's busy handler, which sleeps up to 100 ms between
+    tries: the event stream served runs up to 1.2 s after they were queued, too late for the
+    pacer to delay them (``tests/e2e/test_up_pace.py`` failed a third of its runs).
     """
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -117,4 +133,5 @@ def _setup_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        read_only = conn.get_execution_options().get(READ_ONLY, False)
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")

@@ -36,7 +36,7 @@ from pacer.domain.events import (
     RunEvent,
 )
 from pacer.domain.models import RunStatus
-from pacer.stores.sqlalchemy.dialects import Dialect
+from pacer.stores.sqlalchemy.dialects import Dialect, reads
 from pacer.stores.sqlalchemy.rows import aware, utc
 from pacer.stores.sqlalchemy.tables import consumers, event_prunes, events
 
@@ -178,16 +178,17 @@ class SqlEventLog:
 
     def __init__(self, engine: AsyncEngine, dialect: Dialect) -> None:
         self.engine, self.dialect = engine, dialect
+        self.reads = reads(engine)
 
     async def read(self, after: int, limit: int) -> list[RunEvent]:
         query = select(events).where(events.c.position > after)
         query = query.order_by(events.c.position).limit(limit)
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             return [to_event(row) for row in (await conn.execute(query)).mappings()]
 
     async def head(self) -> int:
         """The newest position (0 when the log is empty and was never pruned)."""
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             newest = (await conn.execute(select(func.max(events.c.position)))).scalar()
             pruned = (await conn.execute(select(func.max(event_prunes.c.last_position)))).scalar()
         return int(max(newest or 0, pruned or 0))
@@ -196,7 +197,7 @@ class SqlEventLog:
         """What pruning removed after ``after``: exact for whole prunes, a bound for the one
         ``after`` falls inside."""
         query = select(event_prunes).where(event_prunes.c.last_position > after)
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
         if not rows:
             return None
@@ -216,7 +217,7 @@ class SqlEventLog:
             return _consumer(row.one())
 
     async def consumer(self, name: str) -> Consumer:
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             query = select(consumers).where(consumers.c.name == name)
             row = (await conn.execute(query)).mappings().first()
         if row is None:

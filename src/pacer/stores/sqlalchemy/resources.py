@@ -12,7 +12,7 @@ from sqlalchemy import RowMapping, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pacer.domain.resources import RESOURCES, ResourceWindow, Stats
-from pacer.stores.sqlalchemy.dialects import Dialect
+from pacer.stores.sqlalchemy.dialects import Dialect, reads
 from pacer.stores.sqlalchemy.store import transient
 from pacer.stores.sqlalchemy.tables import resource_windows as table
 
@@ -38,6 +38,7 @@ def _window(row: RowMapping) -> ResourceWindow:
 class SqlWindowStore:
     def __init__(self, engine: AsyncEngine, dialect: Dialect) -> None:
         self.engine, self.dialect = engine, dialect
+        self.reads = reads(engine)
 
     @transient
     async def add_window(self, window: ResourceWindow) -> None:
@@ -48,13 +49,13 @@ class SqlWindowStore:
     @transient
     async def latest_window(self) -> ResourceWindow | None:
         query = select(table).order_by(table.c.end_ms.desc()).limit(1)
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             row = (await conn.execute(query)).mappings().first()
         return _window(row) if row else None
 
     @transient
     async def windows_since(self, since_ms: int, limit: int) -> list[ResourceWindow]:
         query = select(table).where(table.c.end_ms > since_ms).order_by(table.c.end_ms)
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             rows = (await conn.execute(query.limit(limit))).mappings().all()
         return [_window(row) for row in rows]

@@ -9,7 +9,7 @@ from sqlalchemy import RowMapping, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pacer.ports import ReceivedResult
-from pacer.stores.sqlalchemy.dialects import Dialect
+from pacer.stores.sqlalchemy.dialects import Dialect, reads
 from pacer.stores.sqlalchemy.rows import aware, utc
 from pacer.stores.sqlalchemy.store import transient
 from pacer.stores.sqlalchemy.tables import results
@@ -24,6 +24,7 @@ def _result(row: RowMapping) -> ReceivedResult:
 class SqlResultStore:
     def __init__(self, engine: AsyncEngine, dialect: Dialect) -> None:
         self.engine, self.dialect = engine, dialect
+        self.reads = reads(engine)
 
     @transient
     async def add_result(
@@ -50,5 +51,5 @@ class SqlResultStore:
             query = query.where(results.c.id > after_id)
         if limit is not None:
             query = query.limit(limit)
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             return [_result(row) for row in (await conn.execute(query)).mappings()]

@@ -36,7 +36,7 @@ from pacer.domain.events import KIND_OF_STATUS, MAX_EVENT_ERROR, EventKind, RunE
 from pacer.domain.models import CLAIMABLE, FINAL, Job, JobSpec, Run, RunStatus, new_id
 from pacer.ports import Completion, RunFilter
 from pacer.stores.sqlalchemy import onetrip
-from pacer.stores.sqlalchemy.dialects import NOTIFY_CHANNEL, create_engine
+from pacer.stores.sqlalchemy.dialects import NOTIFY_CHANNEL, create_engine, reads
 from pacer.stores.sqlalchemy.events import append_events, append_from_runs
 from pacer.stores.sqlalchemy.held import HeldConnection
 from pacer.stores.sqlalchemy.rows import aware, run_values, to_job, to_run, utc
@@ -102,6 +102,7 @@ class SqlStore:
     def __init__(self, url: str) -> None:
         self.engine: AsyncEngine
         self.engine, self.dialect = create_engine(url)
+        self.reads = reads(self.engine)
         self.url = url
         #: Whether the last claim came back full: runs are piling up (see ``claim``).
         self._backlog = False
@@ -179,19 +180,19 @@ class SqlStore:
 
     @transient
     async def get_job(self, job_id: str) -> Job | None:
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).mappings().first()
             return to_job(row) if row else None
 
     @transient
     async def get_job_by_name(self, name: str) -> Job | None:
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             row = (await conn.execute(select(jobs).where(jobs.c.name == name))).mappings().first()
             return to_job(row) if row else None
 
     @transient
     async def list_jobs(self) -> list[Job]:
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             rows = (await conn.execute(select(jobs).order_by(jobs.c.name))).mappings().all()
             return [to_job(r) for r in rows]
 
@@ -238,13 +239,13 @@ class SqlStore:
             .order_by(jobs.c.next_fire_at)
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             return [to_job(r) for r in (await conn.execute(query)).mappings().all()]
 
     @transient
     async def next_job_fire_at(self) -> datetime | None:
         query = select(func.min(jobs.c.next_fire_at)).where(jobs.c.enabled.is_(True))
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             value = (await conn.execute(query)).scalar()
         return _aware(value)
 
@@ -292,7 +293,7 @@ class SqlStore:
         inserted = await self._insert_logged([run], "idempotency_key")
         if not inserted:
             query = select(runs).where(runs.c.idempotency_key == run.idempotency_key)
-            async with self.engine.connect() as conn:
+            async with self.reads.connect() as conn:
                 existing = (await conn.execute(query)).mappings().one()
             return to_run(existing), False
         self._signal(inserted)
@@ -510,13 +511,13 @@ class SqlStore:
             for status in CLAIMABLE_VALUES
         ]
         both = union_all(*per_status).subquery()
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             value = (await conn.execute(select(func.min(both.c.at)))).scalar()
         return _aware(value)
 
     @transient
     async def get_run(self, run_id: str) -> Run | None:
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             row = (await conn.execute(select(runs).where(runs.c.id == run_id))).mappings().first()
             return to_run(row) if row else None
 
@@ -533,7 +534,7 @@ class SqlStore:
             # before the page (as slow as OFFSET; measured in bench/api_list.py).
             query = query.where(tuple_(runs.c.created_at, runs.c.id) < tuple_(utc(created), run_id))
         query = query.order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             return [to_run(r) for r in (await conn.execute(query)).mappings().all()]
 
     @transient
@@ -554,13 +555,13 @@ class SqlStore:
             .scalar_subquery()
         )
         query = select(runs).where(runs.c.id.in_(select(newest).where(jobs.c.id.in_(job_ids))))
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             found = [to_run(r) for r in (await conn.execute(query)).mappings().all()]
         return {run.job_id: run for run in found if run.job_id is not None}
 
     @transient
     async def count_runs(self, flt: RunFilter) -> int:
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             query = select(func.count()).select_from(runs).where(*_filters(flt))
             return int((await conn.execute(query)).scalar_one())
 
@@ -632,7 +633,7 @@ class SqlStore:
             .order_by(runs.c.scheduled_at, runs.c.id)
             .limit(limit)
         )
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             return [to_run(r) for r in (await conn.execute(query)).mappings().all()]
 
     async def _transition(

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pacer.domain.errors import NotFound
 from pacer.domain.tokens import Scope, Token
+from pacer.stores.sqlalchemy.dialects import reads
 from pacer.stores.sqlalchemy.rows import aware, utc
 from pacer.stores.sqlalchemy.store import transient
 from pacer.stores.sqlalchemy.tables import tokens
@@ -34,6 +35,7 @@ def _token(row: RowMapping) -> Token:
 class SqlTokenStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.reads = reads(engine)
 
     @transient
     async def add_token(self, token: Token, token_hash: str) -> None:
@@ -52,14 +54,14 @@ class SqlTokenStore:
 
     @transient
     async def find_token(self, token_hash: str) -> Token | None:
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             query = select(*_PUBLIC).where(tokens.c.token_hash == token_hash)
             row = (await conn.execute(query)).mappings().first()
             return _token(row) if row else None
 
     @transient
     async def list_tokens(self) -> list[Token]:
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             query = select(*_PUBLIC).order_by(tokens.c.created_at, tokens.c.id)
             return [_token(row) for row in (await conn.execute(query)).mappings()]
 
