@@ -18,6 +18,7 @@ from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from pacer.stores.sqlalchemy.tables import runs
+from pacer.stores.sqlalchemy.writes import queue_writers
 
 NOTIFY_CHANNEL = "pacer_runs"
 
@@ -67,6 +68,7 @@ def create_engine(url: str) -> tuple[AsyncEngine, Dialect]:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
         _setup_sqlite(engine)
+        queue_writers(engine)
         _ping_when_idle(engine)
         return engine, Dialect("sqlite", skip_locked=False, notify=False)
     engine = create_async_engine(url, pool_size=5, max_overflow=5)

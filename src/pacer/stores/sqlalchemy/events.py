@@ -39,6 +39,7 @@ from pacer.domain.models import RunStatus
 from pacer.stores.sqlalchemy.dialects import Dialect, reads
 from pacer.stores.sqlalchemy.rows import aware, utc
 from pacer.stores.sqlalchemy.tables import consumers, event_prunes, events
+from pacer.stores.sqlalchemy.writes import writing
 
 log = logging.getLogger(__name__)
 #: Arbitrary, fixed: the advisory lock that orders event positions by commit (PostgreSQL).
@@ -211,7 +212,7 @@ class SqlEventLog:
         values = {"position": position, "updated_at": utc(now)}
         stmt = self.dialect.insert(consumers).values(name=name, created_at=utc(now), **values)
         stmt = stmt.on_conflict_do_update(index_elements=["name"], set_=values)
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(stmt)
             row = (await conn.execute(select(consumers).where(consumers.c.name == name))).mappings()
             return _consumer(row.one())
@@ -228,7 +229,7 @@ class SqlEventLog:
         """Delete a prefix of the log: events every consumer acknowledged and older than
         ``keep_after``, plus anything older than ``hard_before`` whoever lacks it. A consumer
         that lacked pruned events is marked with what it missed."""
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             up_to = await self._prune_bound(conn, keep_after, hard_before)
             if up_to is None:
                 return 0

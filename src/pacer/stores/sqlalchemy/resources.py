@@ -15,6 +15,7 @@ from pacer.domain.resources import RESOURCES, ResourceWindow, Stats
 from pacer.stores.sqlalchemy.dialects import Dialect, reads
 from pacer.stores.sqlalchemy.store import transient
 from pacer.stores.sqlalchemy.tables import resource_windows as table
+from pacer.stores.sqlalchemy.writes import writing
 
 _STATS = ("average", "min", "max")
 
@@ -43,7 +44,7 @@ class SqlWindowStore:
     @transient
     async def add_window(self, window: ResourceWindow) -> None:
         stmt = self.dialect.insert(table).values(**_values(window))
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(stmt.on_conflict_do_nothing(index_elements=["end_ms"]))
 
     @transient

@@ -13,6 +13,7 @@ from pacer.stores.sqlalchemy.dialects import Dialect, reads
 from pacer.stores.sqlalchemy.rows import aware, utc
 from pacer.stores.sqlalchemy.store import transient
 from pacer.stores.sqlalchemy.tables import results
+from pacer.stores.sqlalchemy.writes import writing
 
 
 def _result(row: RowMapping) -> ReceivedResult:
@@ -35,7 +36,7 @@ class SqlResultStore:
         insert = self.dialect.insert(results).values(**values)
         if idempotency_key is not None:
             insert = insert.on_conflict_do_nothing(index_elements=["idempotency_key"])
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             inserted = (await conn.execute(insert.returning(results.c.id))).first()
             if inserted is not None:
                 query = select(results).where(results.c.id == inserted[0])

@@ -48,6 +48,7 @@ from pacer.stores.sqlalchemy.tables import (
     jobs,
     runs,
 )
+from pacer.stores.sqlalchemy.writes import writing
 
 CLAIMABLE_VALUES = [s.value for s in CLAIMABLE]
 _NO_BITMAP_SCAN = text("SET LOCAL enable_bitmapscan = off")
@@ -142,7 +143,7 @@ class SqlStore:
             id=new_id(), name=spec.name, created_at=utc(now), **values
         )
         stmt = stmt.on_conflict_do_update(index_elements=["name"], set_=values)
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(stmt)
             row = (
                 (await conn.execute(select(jobs).where(jobs.c.name == spec.name))).mappings().one()
@@ -154,7 +155,7 @@ class SqlStore:
     ) -> Job:
         """Create a job; a duplicate name is a ``Conflict``, never an overwrite."""
         try:
-            async with self.engine.begin() as conn:
+            async with writing(self.engine) as conn:
                 job_id = new_id()
                 await conn.execute(
                     jobs.insert().values(
@@ -201,7 +202,7 @@ class SqlStore:
         """Deletes the job and its not-yet-started runs (logged as cancelled); finished runs
         stay as history."""
         now = now or datetime.now(UTC)
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             dropped = await conn.execute(
                 delete(runs)
                 .where(runs.c.job_id == job_id, runs.c.status.in_(CLAIMABLE_VALUES))
@@ -219,7 +220,7 @@ class SqlStore:
     async def set_job_enabled(
         self, job_id: str, enabled: bool, next_fire_at: datetime | None, now: datetime
     ) -> Job:
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             result = await conn.execute(
                 update(jobs)
                 .where(jobs.c.id == job_id)
@@ -263,7 +264,7 @@ class SqlStore:
         lost the race (another one advanced the job, or the job was changed) rolls back, and the
         unique ``(job_id, fire_time)`` key drops any fire two schedulers both computed.
         """
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             inserted = await self._insert_runs(conn, new_runs, on_conflict=("job_id", "fire_time"))
             moved = await conn.execute(
                 update(jobs)
@@ -305,7 +306,7 @@ class SqlStore:
         if not new_runs:
             return []
         if self.dialect.name != "postgresql":
-            async with self.engine.begin() as conn:
+            async with writing(self.engine) as conn:
                 inserted = await self._insert_runs(conn, new_runs, on_conflict=(conflict,))
                 await self._log(conn, [event_of(r, r.created_at) for r in inserted])
             return inserted
@@ -368,7 +369,7 @@ class SqlStore:
         if self.dialect.name == "postgresql":
             claimed = await self._claim_postgresql(values)
         else:
-            async with self.engine.begin() as conn:
+            async with writing(self.engine) as conn:
                 found = await conn.execute(self._claim, values)
                 claimed = [to_run(r) for r in found.mappings().all()]
                 await self._log(conn, [event_of(r, now) for r in claimed])
@@ -384,7 +385,7 @@ class SqlStore:
             async with self._held.connect() as conn:
                 found = await conn.execute(self._claim, values)
                 return [to_run(r) for r in found.mappings().all()]
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             # Before the table has statistics (a fresh install, a first burst) PostgreSQL
             # guesses a dozen claimable rows and reads *every* claimable run through a bitmap
             # scan to sort them: 9 ms a claim with 20,000 queued, against 0.3 ms along the
@@ -405,7 +406,7 @@ class SqlStore:
         """
         if not completions:
             return []
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             if self.dialect.name == "postgresql":
                 accepted = await _complete_postgresql(conn, completions)
             else:
@@ -439,14 +440,14 @@ class SqlStore:
             .values(lease_until=utc(now) + timedelta(seconds=lease_s))
             .returning(runs.c.id)
         )
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             return [r[0] for r in await conn.execute(stmt)]
 
     @transient
     async def release(self, worker: str, held: Sequence[tuple[str, int]], now: datetime) -> int:
         """Give unfinished runs back on shutdown: queued again, the attempt not counted."""
         released: list[Run] = []
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             for run_id, attempt in held:
                 result = await conn.execute(
                     update(runs)
@@ -496,7 +497,7 @@ class SqlStore:
             )
             .returning(*runs.c)
         )
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             reaped = [to_run(r) for r in (await conn.execute(stmt)).mappings().all()]
             await self._notify(conn, reaped)
             await self._log(conn, [event_of(r, now) for r in reaped])
@@ -644,7 +645,7 @@ class SqlStore:
         now: datetime,
         kind: EventKind | None = None,
     ) -> Run:
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             if callable(stmt):  # built inside the transaction (see ``delay_run``)
                 stmt = await stmt(conn)
             row = (await conn.execute(stmt)).mappings().first()
@@ -663,7 +664,7 @@ class SqlStore:
 
     async def delete_all(self) -> None:
         """Empty every table (tests and ``pacer db reset``)."""
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             for table in (runs, jobs, events, consumers, event_prunes):
                 await conn.execute(delete(table))
 

@@ -13,6 +13,7 @@ from pacer.stores.sqlalchemy.dialects import reads
 from pacer.stores.sqlalchemy.rows import aware, utc
 from pacer.stores.sqlalchemy.store import transient
 from pacer.stores.sqlalchemy.tables import tokens
+from pacer.stores.sqlalchemy.writes import writing
 
 _PUBLIC = [c for c in tokens.c if c.name != "token_hash"]
 
@@ -39,7 +40,7 @@ class SqlTokenStore:
 
     @transient
     async def add_token(self, token: Token, token_hash: str) -> None:
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(
                 tokens.insert().values(
                     id=token.id,
@@ -67,7 +68,7 @@ class SqlTokenStore:
 
     @transient
     async def revoke_token(self, token_id: str, now: datetime) -> Token:
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             await conn.execute(
                 update(tokens)
                 .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
@@ -82,7 +83,7 @@ class SqlTokenStore:
     @transient
     async def extend_token(self, token_id: str, expires_at: datetime) -> bool:
         """Move a live token's expiry to ``expires_at``; False when it is revoked or gone."""
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             stmt = (
                 update(tokens)
                 .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
@@ -92,6 +93,6 @@ class SqlTokenStore:
 
     @transient
     async def touch_token(self, token_id: str, now: datetime) -> None:
-        async with self.engine.begin() as conn:
+        async with writing(self.engine) as conn:
             stmt = update(tokens).where(tokens.c.id == token_id).values(last_used_at=utc(now))
             await conn.execute(stmt)
