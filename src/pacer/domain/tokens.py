@@ -13,6 +13,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
+#: An unknown and a revoked token get the same answer: a leaked, revoked secret reveals nothing.
+UNKNOWN_OR_REVOKED = "the bearer token is unknown or revoked"
+
 #: Secrets start with this, so a leaked one is recognisable (secret scanners, logs).
 SECRET_PREFIX = "pacer_"
 
@@ -48,7 +51,7 @@ class Token:
     def refusal(self, now: datetime) -> str | None:
         """Why the token may not be used at ``now``, or None when it may."""
         if self.revoked_at is not None:
-            return "the bearer token is unknown or revoked"
+            return UNKNOWN_OR_REVOKED
         if self.expires_at is not None and now >= self.expires_at:
             return f"the bearer token expired at {self.expires_at.isoformat()}"
         return None

@@ -9,7 +9,14 @@ from datetime import timedelta
 
 from pacer.domain.errors import Forbidden, Unauthorized
 from pacer.domain.models import new_id
-from pacer.domain.tokens import Scope, Token, display_prefix, hash_secret, new_secret
+from pacer.domain.tokens import (
+    UNKNOWN_OR_REVOKED,
+    Scope,
+    Token,
+    display_prefix,
+    hash_secret,
+    new_secret,
+)
 from pacer.ports import Clock, TokenStore
 
 #: ``last_used_at`` is written at most this often per token: a write on every request would
@@ -63,7 +70,7 @@ class TokenService:
         token = await self.store.find_token(hash_secret(secret))
         now = self.clock.now()
         if token is None:
-            raise Unauthorized("the bearer token is unknown or revoked")
+            raise Unauthorized(UNKNOWN_OR_REVOKED)
         if (refusal := token.refusal(now)) is not None:
             raise Unauthorized(refusal)
         if token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY:
