@@ -59,6 +59,10 @@ def sync_url(url: str) -> str:
 #: transaction instead of taking the write lock.
 READ_ONLY = "pacer_read_only"
 
+#: How long an SQLite writer waits for the write lock before giving up: SQLite's busy timeout,
+#: and the wait in this process's queue of writers (``writes.py``).
+SQLITE_BUSY_S = 30.0
+
 #: A pooled connection back in use within this many seconds is not pinged first.
 IDLE_PING_S = 1.0
 
@@ -66,9 +70,9 @@ IDLE_PING_S = 1.0
 def create_engine(url: str) -> tuple[AsyncEngine, Dialect]:
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_S})
         _setup_sqlite(engine)
-        queue_writers(engine)
+        queue_writers(engine, SQLITE_BUSY_S)
         _ping_when_idle(engine)
         return engine, Dialect("sqlite", skip_locked=False, notify=False)
     engine = create_async_engine(url, pool_size=5, max_overflow=5)
@@ -129,7 +133,7 @@ def _setup_sqlite(engine: AsyncEngine) -> None:
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_S * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 

@@ -34,18 +34,17 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-#: A writer of this process waiting longer than this gives up as a busy SQLite would
-#: (``busy_timeout``); ``TimeoutError`` is an ``OSError``, so store calls retry it.
-WAIT_S = 30.0
-
 
 class WriteGate:
     """The queue of one SQLite database's writers in this process.
 
     An asyncio lock belongs to one event loop, and a store may serve several loops in turn
-    (one per CLI command or test), so there is one lock per running loop."""
+    (one per CLI command or test), so there is one lock per running loop. A writer waiting
+    longer than ``wait_s`` gives up as a busy SQLite would; ``TimeoutError`` is an
+    ``OSError``, so store calls retry it."""
 
-    def __init__(self) -> None:
+    def __init__(self, wait_s: float) -> None:
+        self._wait_s = wait_s
         self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
             weakref.WeakKeyDictionary()
         )
@@ -58,10 +57,10 @@ class WriteGate:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         if task is not None and self._holders.get(loop) is task:
-            # It would wait for itself for ever; SQLite would have refused it after 30 s.
+            # It would wait for itself for ever; SQLite would have refused it after wait_s.
             raise RuntimeError("a write transaction was begun inside another")
         lock = self._locks.setdefault(loop, asyncio.Lock())
-        async with asyncio.timeout(WAIT_S):
+        async with asyncio.timeout(self._wait_s):
             await lock.acquire()
         try:
             if task is not None:
@@ -75,9 +74,9 @@ class WriteGate:
 _GATES: weakref.WeakKeyDictionary[object, WriteGate] = weakref.WeakKeyDictionary()
 
 
-def queue_writers(engine: AsyncEngine) -> None:
+def queue_writers(engine: AsyncEngine, wait_s: float) -> None:
     """Make ``writing`` queue this engine's write transactions (SQLite engines)."""
-    _GATES[engine.sync_engine.pool] = WriteGate()
+    _GATES[engine.sync_engine.pool] = WriteGate(wait_s)
 
 
 @asynccontextmanager
