@@ -11,7 +11,7 @@ instead, a writer of this process starts as soon as the ones before it are done.
 processes on the same file still meet the busy handler, which is why ``BEGIN IMMEDIATE`` stays.
 
 Measured in ``tests/e2e/test_up_pace.py``'s surge, two runs of each, alternating, timing each
-write from asking to holding an open transaction: with the queue p99 83-91 ms and at worst
+write from asking to holding an open transaction (a temporary hook here, not kept): with the queue p99 83-91 ms and at worst
 96-185 ms, without it p99 238-637 ms and at worst 0.94-1.35 s; the mean 21-26 against 23-34
 ms. The median rises, from about 4.6 to 14-21 ms, as a fair queue's does: without it a writer
 that retries at the right moment overtakes the ones already waiting, which is where the
