@@ -8,7 +8,8 @@ import httpx
 import pytest
 from test_api_jobs import NOOP, PROBLEM, api_client
 
-from pacer.api.app import MAX_BODY_BYTES, create_app
+from pacer.api.app import create_app
+from pacer.api.guards import MAX_BODY_BYTES
 from pacer.bootstrap import Container
 
 
@@ -125,8 +126,8 @@ async def test_action_errors_are_named_without_the_kind_tag(client: httpx.AsyncC
 
 
 async def test_nul_characters_are_refused_before_the_store(client: httpx.AsyncClient) -> None:
-    """A NUL in the query or escaped in a JSON body is a 422 naming where; nothing is stored
-    (PostgreSQL cannot keep NUL, so it would otherwise surface as a 500)."""
+    """A NUL in the query or escaped in a JSON body is a 422 naming the field; nothing is
+    stored (PostgreSQL cannot keep NUL, so it would otherwise surface as a 500)."""
     in_query = await client.get("/api/v1/runs", params={"query_id": "a\x00b"})
     in_body = await client.post(
         "/api/v1/jobs",
@@ -135,7 +136,7 @@ async def test_nul_characters_are_refused_before_the_store(client: httpx.AsyncCl
         headers={"Content-Type": "application/json"},
     )
     in_result = await client.post("/result", content=b'{"x": "\\u0000"}')
-    assert ("query", "body", "body") == tuple(
+    assert ("query", "description", "x") == tuple(
         answer.json()["errors"][0]["field"] for answer in (in_query, in_body, in_result)
     )
     assert {422} == {a.status_code for a in (in_query, in_body, in_result)}

@@ -12,9 +12,11 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from test_api_jobs import NOOP, PROBLEM, api_client
 
+from pacer.api import events as events_api
 from pacer.api.app import create_app
 from pacer.bootstrap import Container
 from pacer.domain.tokens import Scope
@@ -180,3 +182,32 @@ async def test_adhoc_tasks_start_100_ms_after_they_are_queued(container: Contain
     run = await container.store.get_run(answer.json()["id"])
     assert run is not None
     assert timedelta(milliseconds=100) == run.scheduled_at - run.created_at
+
+
+async def test_a_stream_ends_once_its_token_is_revoked(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A token is checked when a request opens, and a stream can last for days: revoking the
+    token must also end the streams it opened (the reconnect then gets the 401)."""
+    monkeypatch.setattr(events_api, "TOKEN_RECHECK_S", 0.1)
+    token, secret = await container.tokens.create("sse", Scope.READ)
+    async with api_client(container) as writer:
+        await _task(writer)
+    headers = {"Authorization": f"Bearer {secret}"}
+    async with (
+        _serving(container) as base,
+        httpx.AsyncClient(base_url=base, headers=headers, timeout=30) as client,
+    ):
+        async with client.stream("GET", "/api/v1/events/stream") as response:
+            lines = response.aiter_lines()
+            while not (await anext(lines)).startswith("data:"):
+                pass  # the first event: the stream is open and authorised
+            await container.tokens.revoke(token.id)
+            rest = await asyncio.wait_for(_drain(lines), 30)  # ends instead of hanging
+        again = await client.get("/api/v1/events/stream")
+    assert all(not line.startswith("data:") for line in rest)
+    assert 401 == again.status_code
+
+
+async def _drain(lines: AsyncIterator[str]) -> list[str]:
+    return [line async for line in lines]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -17,10 +18,12 @@ from fastapi.responses import StreamingResponse
 from pydantic import AwareDatetime, BaseModel, Field
 
 from pacer.api.app import ApiServices, services
-from pacer.domain.errors import InvalidInput
+from pacer.api.auth import Credentials
+from pacer.domain.errors import InvalidInput, Unauthorized
 from pacer.domain.events import Consumer, EventKind, Missed, RunEvent
 from pacer.domain.models import RunStatus
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["events"])
 #: Positions are 64-bit in the store; a larger one cannot exist (and would overflow a bind).
 MAX_POSITION = 2**63 - 1
@@ -118,6 +121,7 @@ async def list_events(
 )
 async def stream_events(
     api: Services,
+    credentials: Credentials,
     after: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
     last_event_id: Annotated[str | None, Header(max_length=18)] = None,
 ) -> StreamingResponse:
@@ -129,10 +133,30 @@ async def stream_events(
             raise InvalidInput("Last-Event-ID", "must be a position (a whole number)")
         start = int(last_event_id)
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return StreamingResponse(_sse(api, start), media_type="text/event-stream", headers=headers)
+    secret = credentials.credentials if credentials is not None else None
+    stream = _sse(api, start, secret)
+    return StreamingResponse(stream, media_type="text/event-stream", headers=headers)
 
 
-async def _sse(api: ApiServices, after: int) -> AsyncIterator[str]:
+#: How often an open stream checks that its token is still live (not revoked, not expired).
+TOKEN_RECHECK_S = 5.0
+
+
+async def _allowed(api: ApiServices, secret: str | None) -> bool:
+    """Whether the stream's token may still read. A token is checked when a request opens,
+    and a stream is one request that can last for days: without this, revoking or expiring a
+    token did not stop the streams it had opened. A store error keeps the stream (the next
+    check tries again) rather than cut every reader on a transient failure."""
+    try:
+        await api.tokens.identify(secret)
+    except Unauthorized:
+        return False
+    except Exception:
+        log.warning("could not recheck a stream's token; keeping the stream", exc_info=True)
+    return True
+
+
+async def _sse(api: ApiServices, after: int, secret: str | None) -> AsyncIterator[str]:
     queue: asyncio.Queue[RunEvent | Missed | None] = asyncio.Queue(maxsize=1000)
 
     async def pump() -> None:
@@ -143,17 +167,31 @@ async def _sse(api: ApiServices, after: int) -> AsyncIterator[str]:
             await queue.put(None)  # the service closed (shutdown) or the read failed
 
     task = asyncio.create_task(pump())
+    loop = asyncio.get_running_loop()
+    keepalive_s = api.limits.sse_keepalive_s
+    next_keepalive, next_check = loop.time() + keepalive_s, loop.time() + TOKEN_RECHECK_S
     try:
         yield ": stream open\n\n"
         while True:
+            wait_s = max(0.0, min(next_keepalive, next_check) - loop.time())
+            ticked = False
             try:
-                item = await asyncio.wait_for(queue.get(), api.limits.sse_keepalive_s)
+                item = await asyncio.wait_for(queue.get(), wait_s)
             except TimeoutError:
-                yield ": keepalive\n\n"
+                ticked = True  # a keepalive or a token check is due
+            if loop.time() >= next_check:
+                if not await _allowed(api, secret):
+                    return  # the reconnect gets the 401 that says why
+                next_check = loop.time() + TOKEN_RECHECK_S
+            if ticked:
+                if loop.time() >= next_keepalive:
+                    yield ": keepalive\n\n"
+                    next_keepalive = loop.time() + keepalive_s
                 continue
             if item is None:
                 return
             yield _frame(item)
+            next_keepalive = loop.time() + keepalive_s
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):

@@ -18,6 +18,7 @@ from fastapi import Query
 from pydantic import BaseModel
 
 from pacer.domain.errors import InvalidInput
+from pacer.domain.moments import in_range
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -48,9 +49,21 @@ def decode(cursor: str, size: int) -> list[str]:
         keys = json.loads(base64.urlsafe_b64decode(padded.encode()))
     except (ValueError, binascii.Error):
         keys = None
-    if not (isinstance(keys, list) and len(keys) == size and all(isinstance(k, str) for k in keys)):
+    if not (isinstance(keys, list) and len(keys) == size and all(map(_plain_text, keys))):
         raise InvalidInput("cursor", "not a cursor issued by this API")
     return keys
+
+
+def _plain_text(key: object) -> bool:
+    """A key this API could have issued: text the stores can compare (no NUL, which
+    PostgreSQL refuses as a 500, nor a lone surrogate)."""
+    if not isinstance(key, str) or "\x00" in key:
+        return False
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def encode_time_key(at: datetime, key: str) -> str:
@@ -68,6 +81,10 @@ def decode_time_key(cursor: str | None) -> tuple[datetime, str] | None:
         raise InvalidInput("cursor", "not a cursor issued by this API") from None
     if moment.tzinfo is None:
         raise InvalidInput("cursor", "not a cursor issued by this API")
+    try:
+        in_range(moment)
+    except ValueError:
+        raise InvalidInput("cursor", "not a cursor issued by this API") from None
     return moment, key
 
 

@@ -40,7 +40,9 @@ class Queued(BaseModel):
 
 class DelayIn(BaseModel):
     id: str = Field(min_length=1, max_length=36)
-    delay: float = Field(description="Milliseconds to add to the scheduled time.")
+    delay: float = Field(
+        description="Milliseconds to add to the scheduled time.", allow_inf_nan=False
+    )
 
 
 def epoch_ms(moment: datetime) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import AwareDatetime
 
 from pacer.api.app import ApiServices, services
 from pacer.api.auth import WRITE
@@ -18,7 +17,7 @@ from pacer.api.pagination import (
     encode_time_key,
     split,
 )
-from pacer.api.schemas import RunOut
+from pacer.api.schemas import Moment, RunOut
 from pacer.domain.errors import NotFound
 from pacer.domain.models import Run, RunStatus
 from pacer.ports import RunFilter
@@ -52,8 +51,8 @@ async def list_runs(
     job: Annotated[str | None, Query(description="Job id or name.")] = None,
     status: Annotated[list[RunStatus] | None, Query()] = None,
     query_id: str | None = None,
-    since: Annotated[AwareDatetime | None, Query(description="Created at or after.")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Created before.")] = None,
+    since: Annotated[Moment | None, Query(description="Created at or after.")] = None,
+    until: Annotated[Moment | None, Query(description="Created before.")] = None,
     limit: Limit = DEFAULT_LIMIT,
     cursor: Cursor = None,
 ) -> Page[RunOut]:

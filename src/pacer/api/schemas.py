@@ -6,9 +6,9 @@ OpenAPI schema states exactly what a client gets.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from pacer.domain.models import (
     ActionSpec,
@@ -18,7 +18,11 @@ from pacer.domain.models import (
     Run,
     RunStatus,
 )
+from pacer.domain.moments import accepted
 from pacer.domain.schedules import ScheduleSpec
+
+#: An instant taken from a client: aware, and inside the range Pacer accepts.
+Moment = Annotated[AwareDatetime, AfterValidator(accepted)]
 
 
 class FieldError(BaseModel):
@@ -117,7 +121,7 @@ class TaskIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     action: ActionSpec
-    due_at: AwareDatetime | None = None
+    due_at: Moment | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     retry: RetryPolicy | None = None
     timeout_s: float = Field(default=300.0, gt=0, le=7 * 86_400)

@@ -15,7 +15,7 @@ from typing import Any, Literal, get_args
 from pydantic import Field, ValidationInfo, field_validator
 
 from pacer.domain.errors import InvalidInput
-from pacer.domain.models import HttpSink, Spec
+from pacer.domain.models import Action, HttpSink
 
 __all__ = [
     "AGGREGATIONS",
@@ -116,7 +116,7 @@ class TargetMetadata:
 # -- the action ---------------------------------------------------------------------------------
 
 
-class MetricAction(Spec):
+class MetricAction(Action):
     """An aggregate of one column of one table, optionally over a period and per group.
 
     Names are checked against the target's discovered schema (``check_metric``) before a job

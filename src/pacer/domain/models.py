@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from pacer.domain.moments import EARLIEST, LATEST
 from pacer.domain.schedules import ScheduleSpec
 
 
@@ -73,6 +74,21 @@ class MisfirePolicy(Spec):
     backfill_limit: int = Field(default=100, ge=1, le=10_000)
 
 
+def _kind_required(schema: dict[str, Any]) -> None:
+    """The request schema must say what validation does: ``kind`` picks the action type (the
+    union's discriminator), so a body without it is refused, although Python callers may leave
+    it out (it has a default). Without this, OpenAPI marked ``kind`` optional."""
+    required = schema.setdefault("required", [])
+    if "kind" not in required:
+        required.insert(0, "kind")
+
+
+class Action(Spec):
+    """Base of the action types: ``kind`` is required in their JSON schema."""
+
+    model_config = ConfigDict(json_schema_extra=_kind_required)
+
+
 class HttpSink(Spec):
     """Where a ``sql`` or ``metric`` action posts its rows: one POST of the first row, of every
     row, or of all. ``url`` is absolute, or a path (``/result``) on this server's own API."""
@@ -83,7 +99,7 @@ class HttpSink(Spec):
     timeout_s: float = Field(default=10.0, gt=0, le=300)
 
 
-class SqlAction(Spec):
+class SqlAction(Action):
     kind: Literal["sql"] = "sql"
     target: str = Field(min_length=1)
     statement: str = Field(min_length=1, max_length=100_000)
@@ -93,7 +109,7 @@ class SqlAction(Spec):
     sink: HttpSink | None = None
 
 
-class HttpAction(Spec):
+class HttpAction(Action):
     kind: Literal["http"] = "http"
     url: str = Field(min_length=1)
     payload: Any = None
@@ -101,14 +117,14 @@ class HttpAction(Spec):
     timeout_s: float = Field(default=10.0, gt=0, le=300)
 
 
-class PythonAction(Spec):
+class PythonAction(Action):
     """A registered function, named ``module:qualname``; it gets the run's parameters."""
 
     kind: Literal["python"] = "python"
     function: str = Field(min_length=1, pattern=r"^[\w.]+:[\w.<>]+$")
 
 
-class SimAction(Spec):
+class SimAction(Action):
     """One query of the simulated database's scenario (a server run with the ``sim`` sampler)."""
 
     kind: Literal["sim"] = "sim"
@@ -139,7 +155,7 @@ class JobSpec(Spec):
     description: str = ""
     #: The date this job's queries treat as "today" (a data set that ends in the past);
     #: None means the server's ``as_of``, else the real date.
-    as_of: date | None = None
+    as_of: date | None = Field(default=None, ge=EARLIEST.date(), le=LATEST.date())
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from croniter import CroniterBadDateError, CroniterError, croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from pacer.domain.errors import InvalidInput
+from pacer.domain.moments import in_range
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -67,8 +68,9 @@ class ScheduleSpec(BaseModel):
 
     cron: str | None = None
     interval_s: float | None = Field(default=None, gt=0)
-    at: datetime | None = None
+    # ``tz`` before the times: their validators read it.
     tz: str = "UTC"
+    at: datetime | None = None
     start: datetime | None = None
     end: datetime | None = None
     jitter_s: float = Field(default=0.0, ge=0, le=86_400)
@@ -96,6 +98,16 @@ class ScheduleSpec(BaseModel):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @field_validator("at", "start", "end")
+    @classmethod
+    def _in_range(cls, value: datetime | None, info: ValidationInfo) -> datetime | None:
+        """Within the instants Pacer accepts (``domain/moments.py``), read in ``tz``; an
+        unknown ``tz`` is its own error, so these are checked as UTC then."""
+        if value is not None:
+            tz = info.data.get("tz")
+            in_range(value, ZoneInfo(tz) if tz is not None else UTC)
         return value
 
     @field_validator("end")
@@ -242,6 +254,8 @@ def _next_wall(walls: croniter) -> datetime | None:
     try:
         wall: datetime = walls.get_next(datetime)
     except CroniterBadDateError:  # no match within croniter's search horizon: exhausted
+        return None
+    except ValueError:  # the next match is past datetime.max (year 9999): exhausted too
         return None
     return wall
 

@@ -31,9 +31,10 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from tenacity import retry, retry_if_exception, stop_after_delay, wait_exponential_jitter
 
-from pacer.domain.errors import Conflict, NotFound
+from pacer.domain.errors import Conflict, InvalidInput, NotFound
 from pacer.domain.events import KIND_OF_STATUS, MAX_EVENT_ERROR, EventKind, RunEvent, event_of
 from pacer.domain.models import CLAIMABLE, FINAL, Job, JobSpec, Run, RunStatus, new_id
+from pacer.domain.moments import later
 from pacer.ports import Completion, RunFilter
 from pacer.stores.sqlalchemy import onetrip
 from pacer.stores.sqlalchemy.dialects import NOTIFY_CHANNEL, create_engine, reads
@@ -601,28 +602,27 @@ class SqlStore:
         return await self._transition(run_id, stmt, "only a finished run can be retried", now)
 
     async def delay_run(self, run_id: str, delay: timedelta, now: datetime) -> Run:
-        """Move a waiting run's scheduled time later by ``delay`` (``POST /delay``)."""
-        stmt = (
-            update(runs)
-            .where(runs.c.id == run_id, runs.c.status.in_(CLAIMABLE_VALUES))
-            .values(scheduled_at=runs.c.scheduled_at + delay)
-            .returning(*runs.c)
-        )
-        refusal = "only a queued or retrying run can be delayed"
-        if self.dialect.name != "sqlite":
-            return await self._transition(run_id, stmt, refusal, now, EventKind.DELAYED)
+        """Move a waiting run's scheduled time later by ``delay`` (``POST /delay``).
+
+        The new time is computed here from the row read in the same transaction, which holds
+        it (``BEGIN IMMEDIATE`` on SQLite, ``FOR UPDATE`` on PostgreSQL), so no other delay
+        can land between the read and the update (read outside it, two concurrent delays of
+        one run kept only one), and a time past the accepted range is refused before it is
+        written (PostgreSQL stored it, then could not hand it back)."""
 
         async def computed(conn: AsyncConnection) -> Any:
-            """SQLite keeps timestamps as text, so the new time is computed here from the row
-            read in the same transaction: ``BEGIN IMMEDIATE`` holds the write lock from the
-            start, so no other delay can land between the read and the update (read outside
-            it, two concurrent delays of one run kept only one)."""
-            query = select(runs.c.scheduled_at).where(runs.c.id == run_id)
+            query = select(runs.c.scheduled_at).where(runs.c.id == run_id).with_for_update()
             current = _aware((await conn.execute(query)).scalar())
+            stmt = update(runs).where(runs.c.id == run_id, runs.c.status.in_(CLAIMABLE_VALUES))
             if current is None:
-                return stmt
-            return stmt.values(scheduled_at=utc(current + delay))
+                return stmt.values(scheduled_at=runs.c.scheduled_at).returning(*runs.c)
+            try:
+                moved = later(current, delay)
+            except ValueError as error:
+                raise InvalidInput("delay", str(error)) from None
+            return stmt.values(scheduled_at=utc(moved)).returning(*runs.c)
 
+        refusal = "only a queued or retrying run can be delayed"
         return await self._transition(run_id, computed, refusal, now, EventKind.DELAYED)
 
     @transient

@@ -6,6 +6,9 @@ Run history keeps ``job_id`` without a foreign key on purpose: deleting a job mu
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -19,10 +22,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -33,6 +38,30 @@ NAMING = {
 metadata = MetaData(naming_convention=NAMING)
 
 Json = JSON().with_variant(JSONB(), "postgresql")
+
+
+class JsonText(TypeDecorator[Any]):
+    """SQLite: a JSON value kept as text in a column of TEXT affinity.
+
+    SQLite gives a column declared ``JSON`` NUMERIC affinity, so a value that is a bare number
+    was stored as a number: ``12345678901234567890`` came back as ``1.2345678901234567e+19``.
+    Only columns that may hold any JSON value (a run's result, a received body) need this; the
+    others always hold an object, which never looks like a number.
+    """
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str:
+        return json.dumps(value)  # None is JSON's null, as the JSON type stores it
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        # Rows written before migration 0007 may hold a number SQLite converted: kept as is.
+        return json.loads(value) if isinstance(value, str) else value
+
+
+#: Any JSON value, the top level included: JSONB on PostgreSQL, text on SQLite.
+AnyJson = JSON().with_variant(JSONB(), "postgresql").with_variant(JsonText(), "sqlite")
 Timestamp = DateTime(timezone=True)
 
 jobs = Table(
@@ -71,7 +100,7 @@ runs = Table(
     Column("finished_at", Timestamp, nullable=True),
     Column("lease_until", Timestamp, nullable=True),
     Column("worker", String(200), nullable=True),
-    Column("result", Json, nullable=True),
+    Column("result", AnyJson, nullable=True),
     Column("error", Text, nullable=True),
     Column("idempotency_key", String(200), nullable=True, unique=True),
     # One fire of a schedule makes one run: the database, not a leader, enforces it.
@@ -112,7 +141,7 @@ results = Table(
     "pacer_results",
     metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("body", Json, nullable=False),
+    Column("body", AnyJson, nullable=False),
     Column("received_at", Timestamp, nullable=False),
     Column("idempotency_key", String(200), nullable=True, unique=True),
 )
