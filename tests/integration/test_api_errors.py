@@ -78,8 +78,16 @@ async def test_body_just_under_the_limit_is_read(client: httpx.AsyncClient) -> N
 
 
 async def test_unknown_route_is_404_problem(client: httpx.AsyncClient) -> None:
-    """A path no route serves is a 404 problem."""
-    assert _is_problem(await client.get("/api/v1/nothing-here"), 404)
+    """A path no route serves is a 404 problem naming the path; an unknown id names what
+    was looked for."""
+    answer = await client.get("/api/v1/nothing-here")
+    assert _is_problem(answer, 404)
+    assert ["path"] == [e["field"] for e in answer.json()["errors"]]
+    answer = await client.get("/api/v1/runs/no-such-run")
+    assert _is_problem(answer, 404)
+    assert [("run", "no run 'no-such-run'")] == [
+        (e["field"], e["reason"]) for e in answer.json()["errors"]
+    ]
 
 
 async def test_wrong_method_is_405_problem(client: httpx.AsyncClient) -> None:
@@ -87,6 +95,11 @@ async def test_wrong_method_is_405_problem(client: httpx.AsyncClient) -> None:
     answer = await client.delete("/api/v1/runs")
     assert _is_problem(answer, 405)
     assert "GET" in answer.headers["allow"]
+    [error] = answer.json()["errors"]
+    assert ("method", "DELETE is not allowed here (allowed: GET)") == (
+        error["field"],
+        error["reason"],
+    )
 
 
 async def test_unexpected_exception_is_500_without_internals(container: Container) -> None:

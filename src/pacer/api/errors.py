@@ -93,6 +93,8 @@ async def _pacer_error(request: Request, exc: Exception) -> JSONResponse:
     headers: dict[str, str] = {}
     if isinstance(exc, InvalidInput | Conflict):
         errors = [FieldError(field=exc.field, reason=exc.reason)]
+    elif isinstance(exc, NotFound):
+        errors = [FieldError(field=exc.kind, reason=f"no {exc.kind} {exc.key!r}")]
     elif isinstance(exc, Unauthorized | Forbidden):
         errors = [FieldError(field="Authorization", reason=str(exc))]
         if isinstance(exc, Unauthorized):
@@ -130,9 +132,17 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
         field = [FieldError(field="body", reason=reason)]
         return problem(422, f"body: {reason}", field, instance=request.url.path)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
+    errors: list[FieldError] = []
     if exc.status_code == 404 and detail == "Not Found":
         detail = f"no route for {request.url.path}"
-    return problem(exc.status_code, detail, instance=request.url.path, headers=exc.headers)
+        errors = [FieldError(field="path", reason=detail)]
+    elif exc.status_code == 405:
+        allowed = {k.lower(): v for k, v in (exc.headers or {}).items()}.get("allow", "")
+        reason = f"{request.method} is not allowed here" + (
+            f" (allowed: {allowed})" if allowed else ""
+        )
+        errors = [FieldError(field="method", reason=reason)]
+    return problem(exc.status_code, detail, errors, instance=request.url.path, headers=exc.headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -82,7 +82,8 @@ class RequestGuard:
 
     def _too_large(self, scope: Scope) -> Any:
         detail = f"the request body is larger than {self.limit} bytes"
-        return errors.problem(413, detail, instance=scope.get("path"))
+        field = [FieldError(field="body", reason=detail)]
+        return errors.problem(413, detail, field, instance=_printable(scope.get("path", "")))
 
     @staticmethod
     def _declared(scope: Scope) -> int:
