@@ -15,6 +15,7 @@ from pacer.bootstrap import Container, running
 from pacer.domain.errors import NotFound
 from pacer.domain.models import Job, JobSpec
 from pacer.domain.tokens import Scope
+from pacer.domain.validation import STORED
 from pacer.services.jobs import DEFINITIONS
 from support import fast_settings
 
@@ -177,6 +178,35 @@ async def test_update_of_a_job_deleted_after_it_was_read_is_not_found(
     with pytest.raises(NotFound):
         await container.jobs.update(job.id, JobSpec.model_validate(job_body(priority=5)))
     assert [] == await store.list_jobs()
+
+
+async def test_a_job_cannot_be_named_after_another_jobs_id(client: httpx.AsyncClient) -> None:
+    """A job named after another job's id is refused (422 on ``name``), so the id keeps
+    addressing the job it belongs to."""
+    victim = (await client.post("/api/v1/jobs", json=job_body("victim"))).json()
+    answer = await client.post("/api/v1/jobs", json=job_body(victim["id"]))
+    assert (422, PROBLEM, ["name"]) == (
+        answer.status_code,
+        answer.headers["content-type"],
+        [e["field"] for e in answer.json()["errors"]],
+    )
+    assert ["victim"] == [job["name"] for job in (await client.get("/api/v1/jobs")).json()["items"]]
+    renamed = await client.put("/api/v1/jobs/victim", json=job_body(victim["id"]))
+    assert (422, ["name"]) == (renamed.status_code, [e["field"] for e in renamed.json()["errors"]])
+
+
+async def test_a_job_stored_with_an_id_shaped_name_loads_and_is_found_by_its_id(
+    container: Container, client: httpx.AsyncClient
+) -> None:
+    """A job named like an id before the rule still lists, is reached by its own id, and its
+    name never stands for the job whose id it is."""
+    victim = (await client.post("/api/v1/jobs", json=job_body("victim"))).json()
+    legacy_spec = JobSpec.model_validate(job_body(victim["id"]), context=STORED)
+    legacy = await container.store.create_job(legacy_spec, "api", None, container.clock.now())
+    listed = (await client.get("/api/v1/jobs")).json()["items"]
+    assert {victim["id"], legacy.id} == {job["id"] for job in listed}
+    assert "victim" == (await client.get(f"/api/v1/jobs/{victim['id']}")).json()["name"]
+    assert victim["id"] == (await client.get(f"/api/v1/jobs/{legacy.id}")).json()["name"]
 
 
 async def test_delete_removes_the_job_and_its_queued_runs(client: httpx.AsyncClient) -> None:

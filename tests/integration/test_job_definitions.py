@@ -79,6 +79,15 @@ BAD_SPECS = [
 ]
 
 
+def test_a_job_file_naming_a_job_like_an_id_is_refused(tmp_path: Path) -> None:
+    """A job file whose name has the shape of a job id is refused, naming file and field."""
+    _write(tmp_path, "a.toml", GOOD.replace('"good"', '"0b9c3a1e-5f2d-4c6b-9a8e-7d1f2e3c4b5a"'))
+    with pytest.raises(InvalidInput) as caught:
+        load_jobs_dir(tmp_path)
+    assert caught.value.field.endswith(": name")
+    assert "shape of a job id" in caught.value.reason
+
+
 @pytest.mark.parametrize(("body", "field"), BAD_SPECS)
 async def test_bad_jobs_are_refused_and_nothing_is_written(
     container: Container, body: dict, field: str
