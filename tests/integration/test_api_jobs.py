@@ -259,6 +259,8 @@ async def test_actions_on_unknown_job_are_404(client: httpx.AsyncClient, action:
             "action.statement",
         ),
         ({"schedule": {"at": "2020-01-01T00:00:00Z"}}, "schedule.at"),
+        ({"schedule": {"interval_s": 0.000001}}, "schedule.interval_s"),
+        ({"schedule": {"cron": "@every 0.5s"}}, "schedule.cron"),
         ({"name": "has space"}, "name"),
     ],
 )

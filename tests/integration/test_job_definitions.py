@@ -50,6 +50,8 @@ def test_toml_and_yaml_files_are_loaded(tmp_path: Path) -> None:
     [
         ('{ cron = "61 * * * *" }', "schedule.cron"),
         ('{ cron = "0 13 * * *", tz = "Mars/Olympus" }', "schedule.tz"),
+        ("{ interval_s = 0.5 }", "schedule.interval_s"),
+        ('{ cron = "@every 0.5s" }', "schedule.cron"),
     ],
 )
 def test_invalid_schedule_in_a_file_names_file_and_field(
