@@ -20,7 +20,7 @@ from pacer.samplers.host import HostSampler
 from pacer.samplers.sim import SimSampler
 from pacer.services.clock import SystemClock
 from pacer.services.events import EventService, Retention
-from pacer.services.jobs import JobService
+from pacer.services.jobs import DEFINITIONS, JobService
 from pacer.services.resources import ResourceService
 from pacer.services.results import ResultService
 from pacer.services.scheduler import Scheduler
@@ -166,7 +166,7 @@ async def build(
     store.on_enqueued.append(container.wakeup.notify)
     try:
         if sync_jobs:  # server roles; one-shot CLI commands leave definitions and tokens be
-            await jobs.sync(specs, source="definitions")
+            await jobs.sync(specs, source=DEFINITIONS)
             await _first_tokens(settings, tokens)
     except BaseException:
         await container.aclose()

@@ -12,7 +12,11 @@ import pytest
 
 from pacer.api.app import create_app
 from pacer.bootstrap import Container, running
+from pacer.domain.errors import NotFound
+from pacer.domain.models import Job, JobSpec
 from pacer.domain.tokens import Scope
+from pacer.domain.validation import STORED
+from pacer.services.jobs import DEFINITIONS
 from support import fast_settings
 
 NOOP = {"kind": "python", "function": "pacer.testing:noop"}
@@ -118,12 +122,91 @@ async def test_put_replaces_the_spec(client: httpx.AsyncClient) -> None:
     )
 
 
-async def test_put_cannot_rename(client: httpx.AsyncClient) -> None:
-    """A PUT whose body names another job is refused with 422 naming ``name``."""
-    await client.post("/api/v1/jobs", json=job_body())
-    answer = await client.put("/api/v1/jobs/nightly", json=job_body("other"))
-    assert (422, ["name"]) == (answer.status_code, [e["field"] for e in answer.json()["errors"]])
-    assert 404 == (await client.get("/api/v1/jobs/other")).status_code
+async def test_put_with_another_name_renames_the_job(client: httpx.AsyncClient) -> None:
+    """A PUT whose body has a new name renames the job: same id, old name gone."""
+    job = (await client.post("/api/v1/jobs", json=job_body())).json()
+    answer = await client.put("/api/v1/jobs/nightly", json=job_body("renamed"))
+    assert (200, job["id"], "renamed") == (
+        answer.status_code,
+        answer.json()["id"],
+        answer.json()["name"],
+    )
+    assert 404 == (await client.get("/api/v1/jobs/nightly")).status_code
+    assert job["id"] == (await client.get("/api/v1/jobs/renamed")).json()["id"]
+
+
+async def test_put_renaming_to_a_taken_name_is_409(client: httpx.AsyncClient) -> None:
+    """A rename to another job's name is a 409 naming ``name``; neither job changes."""
+    mine = (await client.post("/api/v1/jobs", json=job_body("mine"))).json()
+    theirs = (await client.post("/api/v1/jobs", json=job_body("theirs"))).json()
+    answer = await client.put(f"/api/v1/jobs/{mine['id']}", json=job_body("theirs", priority=9))
+    assert (409, PROBLEM, ["name"]) == (
+        answer.status_code,
+        answer.headers["content-type"],
+        [e["field"] for e in answer.json()["errors"]],
+    )
+    assert [mine, theirs] == (await client.get("/api/v1/jobs")).json()["items"]
+
+
+async def test_put_cannot_rename_a_job_from_the_jobs_folder(
+    container: Container, client: httpx.AsyncClient
+) -> None:
+    """A job defined in the jobs folder keeps its name (the next start would bring the old
+    one back): 409 naming ``name``; other changes are still accepted."""
+    await container.jobs.sync([JobSpec.model_validate(job_body("defined"))], DEFINITIONS)
+    renamed = await client.put("/api/v1/jobs/defined", json=job_body("moved"))
+    edited = await client.put("/api/v1/jobs/defined", json=job_body("defined", priority=3))
+    assert (409, ["name"]) == (renamed.status_code, [e["field"] for e in renamed.json()["errors"]])
+    assert (200, 3) == (edited.status_code, edited.json()["priority"])
+
+
+async def test_update_of_a_job_deleted_after_it_was_read_is_not_found(
+    container: Container,
+) -> None:
+    """A job deleted between the update's read and its write stays deleted: ``NotFound``,
+    and no job comes back under a new id (a concurrent PUT and DELETE did that)."""
+    job = await container.jobs.create(JobSpec.model_validate(job_body()))
+    store = container.store
+    read = store.get_job
+
+    async def read_then_deleted(job_id: str) -> Job | None:
+        found = await read(job_id)
+        await store.delete_job(job_id)
+        return found
+
+    store.get_job = read_then_deleted  # type: ignore[method-assign]
+    with pytest.raises(NotFound):
+        await container.jobs.update(job.id, JobSpec.model_validate(job_body(priority=5)))
+    assert [] == await store.list_jobs()
+
+
+async def test_a_job_cannot_be_named_after_another_jobs_id(client: httpx.AsyncClient) -> None:
+    """A job named after another job's id is refused (422 on ``name``), so the id keeps
+    addressing the job it belongs to."""
+    victim = (await client.post("/api/v1/jobs", json=job_body("victim"))).json()
+    answer = await client.post("/api/v1/jobs", json=job_body(victim["id"]))
+    assert (422, PROBLEM, ["name"]) == (
+        answer.status_code,
+        answer.headers["content-type"],
+        [e["field"] for e in answer.json()["errors"]],
+    )
+    assert ["victim"] == [job["name"] for job in (await client.get("/api/v1/jobs")).json()["items"]]
+    renamed = await client.put("/api/v1/jobs/victim", json=job_body(victim["id"]))
+    assert (422, ["name"]) == (renamed.status_code, [e["field"] for e in renamed.json()["errors"]])
+
+
+async def test_a_job_stored_with_an_id_shaped_name_loads_and_is_found_by_its_id(
+    container: Container, client: httpx.AsyncClient
+) -> None:
+    """A job named like an id before the rule still lists, is reached by its own id, and its
+    name never stands for the job whose id it is."""
+    victim = (await client.post("/api/v1/jobs", json=job_body("victim"))).json()
+    legacy_spec = JobSpec.model_validate(job_body(victim["id"]), context=STORED)
+    legacy = await container.store.create_job(legacy_spec, "api", None, container.clock.now())
+    listed = (await client.get("/api/v1/jobs")).json()["items"]
+    assert {victim["id"], legacy.id} == {job["id"] for job in listed}
+    assert "victim" == (await client.get(f"/api/v1/jobs/{victim['id']}")).json()["name"]
+    assert victim["id"] == (await client.get(f"/api/v1/jobs/{legacy.id}")).json()["name"]
 
 
 async def test_delete_removes_the_job_and_its_queued_runs(client: httpx.AsyncClient) -> None:
@@ -176,6 +259,8 @@ async def test_actions_on_unknown_job_are_404(client: httpx.AsyncClient, action:
             "action.statement",
         ),
         ({"schedule": {"at": "2020-01-01T00:00:00Z"}}, "schedule.at"),
+        ({"schedule": {"interval_s": 0.000001}}, "schedule.interval_s"),
+        ({"schedule": {"cron": "@every 0.5s"}}, "schedule.cron"),
         ({"name": "has space"}, "name"),
     ],
 )

@@ -127,3 +127,58 @@ async def test_idempotency_key_reused_for_another_task_is_409(client: httpx.Asyn
         answer.status_code,
         [e["field"] for e in answer.json()["errors"]],
     )
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"due_at": "2030-01-01T09:00:00Z"}, "due_at"),
+        ({"priority": 5}, "priority"),
+        ({"retry": {"max_attempts": 7}}, "retry"),
+        ({"timeout_s": 5}, "timeout_s"),
+    ],
+)
+async def test_idempotency_key_reused_with_any_other_field_is_409(
+    client: httpx.AsyncClient, change: dict[str, Any], field: str
+) -> None:
+    """A key reused with the same action but another due time, priority, retry policy or
+    timeout is a 409 on ``Idempotency-Key`` naming what differs; only one task exists."""
+    headers = {"Idempotency-Key": "order-44"}
+    first = {"action": NOOP, "due_at": "2030-01-01T08:00:00Z"}
+    created = await client.post("/api/v1/tasks", json=first, headers=headers)
+    answer = await client.post("/api/v1/tasks", json={**first, **change}, headers=headers)
+    assert (409, PROBLEM) == (answer.status_code, answer.headers["content-type"])
+    (error,) = answer.json()["errors"]
+    assert "Idempotency-Key" == error["field"]
+    assert f"({field} differ)" in error["reason"]
+    listed = (await client.get("/api/v1/tasks")).json()["items"]
+    assert [created.json()["id"]] == [task["id"] for task in listed]
+
+
+async def test_a_due_at_named_and_one_left_out_are_different_requests(
+    client: httpx.AsyncClient,
+) -> None:
+    """A request without ``due_at`` and one naming a time are different, even a time close to
+    the one the first was given: what was sent counts, not the time computed from it."""
+    headers = {"Idempotency-Key": "order-45"}
+    first = await client.post("/api/v1/tasks", json={"action": NOOP}, headers=headers)
+    named = {"action": NOOP, "due_at": first.json()["scheduled_at"]}
+    answer = await client.post("/api/v1/tasks", json=named, headers=headers)
+    assert (409, "Idempotency-Key") == (answer.status_code, answer.json()["errors"][0]["field"])
+
+
+async def test_an_identical_retry_is_the_same_task_after_a_delay_and_in_another_offset(
+    client: httpx.AsyncClient,
+) -> None:
+    """The same request again answers 200 with the first task: its ``due_at`` may be written
+    in another offset (the same instant), and a ``POST /delay`` of the task in between (which
+    moves its scheduled time) changes nothing; defaults sent explicitly equal defaults left
+    out."""
+    headers = {"Idempotency-Key": "order-46"}
+    body = {"action": NOOP, "due_at": "2030-01-01T09:00:00+01:00", "parameters": {"n": 1}}
+    first = await client.post("/api/v1/tasks", json=body, headers=headers)
+    delayed = await client.post("/delay", json={"id": first.json()["id"], "delay": 1500})
+    again = {**body, "due_at": "2030-01-01T08:00:00Z", "priority": 0, "timeout_s": 300}
+    answer = await client.post("/api/v1/tasks", json=again, headers=headers)
+    assert (201, 200, 200) == (first.status_code, delayed.status_code, answer.status_code)
+    assert first.json()["id"] == answer.json()["id"]

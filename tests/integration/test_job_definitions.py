@@ -50,6 +50,8 @@ def test_toml_and_yaml_files_are_loaded(tmp_path: Path) -> None:
     [
         ('{ cron = "61 * * * *" }', "schedule.cron"),
         ('{ cron = "0 13 * * *", tz = "Mars/Olympus" }', "schedule.tz"),
+        ("{ interval_s = 0.5 }", "schedule.interval_s"),
+        ('{ cron = "@every 0.5s" }', "schedule.cron"),
     ],
 )
 def test_invalid_schedule_in_a_file_names_file_and_field(
@@ -77,6 +79,15 @@ BAD_SPECS = [
     ({"action": {"kind": "sql", "target": "nowhere", "statement": "SELECT 1"}}, "action.target"),
     ({"action": {"kind": "http", "url": "ftp://example.com/x"}}, "action.url"),
 ]
+
+
+def test_a_job_file_naming_a_job_like_an_id_is_refused(tmp_path: Path) -> None:
+    """A job file whose name has the shape of a job id is refused, naming file and field."""
+    _write(tmp_path, "a.toml", GOOD.replace('"good"', '"0b9c3a1e-5f2d-4c6b-9a8e-7d1f2e3c4b5a"'))
+    with pytest.raises(InvalidInput) as caught:
+        load_jobs_dir(tmp_path)
+    assert caught.value.field.endswith(": name")
+    assert "shape of a job id" in caught.value.reason
 
 
 @pytest.mark.parametrize(("body", "field"), BAD_SPECS)

@@ -26,6 +26,7 @@ from pacer.domain.schedules import (
     jitter_offset,
     next_fire_after,
 )
+from pacer.domain.validation import STORED
 
 
 def utc(*parts: int) -> datetime:
@@ -288,10 +289,46 @@ def test_interval_ignores_daylight_saving() -> None:
 
 
 def test_fractional_interval_does_not_drift() -> None:
-    """A 0.1 s interval lands exactly on 100 s after 1000 steps."""
-    spec = ScheduleSpec(interval_s=0.1, start=utc(2026, 1, 1))
+    """A 1.1 s interval lands exactly on 1100 s after 1000 steps."""
+    spec = ScheduleSpec(interval_s=1.1, start=utc(2026, 1, 1))
     fires = fire_times(spec, utc(2026, 1, 1), utc(2026, 1, 2), limit=1000)
-    assert utc(2026, 1, 1, 0, 1, 40) == fires[-1]
+    assert utc(2026, 1, 1, 0, 18, 20) == fires[-1]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"interval_s": 0.000001}, "interval_s"),
+        ({"interval_s": 0.999}, "interval_s"),
+        ({"cron": "@every 0.5s"}, "cron"),
+        ({"cron": "@every 0.01m"}, "cron"),
+    ],
+)
+def test_an_interval_under_one_second_is_refused(fields: dict[str, Any], field: str) -> None:
+    """No new schedule fires more often than once a second (six-field cron's finest step):
+    a shorter ``interval_s`` or ``@every`` is refused on its field, saying the minimum."""
+    loc, message = refusal(**fields)
+    assert (field,) == loc
+    assert "shorter than the minimum of 1s" in message
+
+
+def test_an_interval_of_one_second_is_accepted() -> None:
+    """One second, as ``interval_s`` or ``@every 1s``, is allowed and fires every second."""
+    after, until = utc(2026, 1, 1), utc(2026, 1, 1, 0, 0, 3)
+    expected = [utc(2026, 1, 1, 0, 0, s) for s in (1, 2, 3)]
+    assert expected == all_fires(ScheduleSpec(interval_s=1), after, until)
+    assert expected == all_fires(ScheduleSpec(cron="@every 1s"), after, until)
+
+
+@pytest.mark.parametrize("fields", [{"interval_s": 0.000001}, {"cron": "@every 0.5s"}])
+def test_a_stored_sub_second_interval_loads_but_fires_once_a_second(
+    fields: dict[str, Any],
+) -> None:
+    """A schedule stored before the minimum still loads (``STORED``), and fires at most once a
+    second: the floor holds in the fire maths too, not only at the door."""
+    spec = ScheduleSpec.model_validate(fields, context=STORED)
+    fires = all_fires(spec, utc(2026, 1, 1), utc(2026, 1, 1, 0, 0, 3))
+    assert [utc(2026, 1, 1, 0, 0, s) for s in (1, 2, 3)] == fires
 
 
 def test_naive_bounds_are_wall_times_in_the_zone() -> None:
@@ -377,7 +414,7 @@ def test_jitter_depends_on_the_instant_not_its_zone() -> None:
         ),
         (ScheduleSpec(interval_s=120), "every 120s"),
         (ScheduleSpec(cron="@every 2m"), "every 120s"),
-        (ScheduleSpec(interval_s=0.5), "every 0.5s"),
+        (ScheduleSpec(interval_s=1.5), "every 1.5s"),
         (
             ScheduleSpec(at=datetime(2026, 5, 1, 9), tz="Europe/Amsterdam"),
             "once at 2026-05-01 09:00:00+02:00 (Europe/Amsterdam)",

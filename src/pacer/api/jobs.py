@@ -14,7 +14,6 @@ from pacer.api.app import ApiServices, services
 from pacer.api.auth import WRITE, Principal, require_admin_for
 from pacer.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode, encode, split
 from pacer.api.schemas import JobOut, RunOut
-from pacer.domain.errors import InvalidInput
 from pacer.domain.models import Job, JobSpec
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -58,12 +57,11 @@ async def get_job(job: str, api: Services) -> JobOut:
 
 @router.put("/{job}", dependencies=WRITE)
 async def replace_job(job: str, spec: JobSpec, api: Services, caller: Principal) -> JobOut:
-    """Replace the spec; the name cannot change (422). A changed schedule restarts from now."""
+    """Replace the spec, keeping the id; another ``name`` renames the job (409 when another
+    job has it, or when the job comes from the jobs folder). 404 if the job was deleted
+    meanwhile. A changed schedule restarts from now."""
     require_admin_for(caller, api.actions, spec.action)
-    existing = await api.jobs.get(job)
-    if spec.name != existing.name:
-        raise InvalidInput("name", f"must stay {existing.name!r}; create a new job to rename")
-    return await _out(api, await api.jobs.update(existing.id, spec))
+    return await _out(api, await api.jobs.update(job, spec))
 
 
 @router.delete("/{job}", status_code=status.HTTP_204_NO_CONTENT, dependencies=WRITE)

@@ -97,7 +97,10 @@ class RunOut(BaseModel):
     status: RunStatus
     scheduled_at: AwareDatetime
     created_at: AwareDatetime
-    fire_time: AwareDatetime | None
+    fire_time: AwareDatetime | None = Field(
+        description="The nominal time: a schedule's fire, or the due_at a task's request named"
+        " (null when it named none, and for manual triggers); scheduled_at may move later."
+    )
     attempt: int
     max_attempts: int
     timeout_s: float

@@ -8,15 +8,17 @@ error names its field.
 from __future__ import annotations
 
 import enum
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from pacer.domain.moments import EARLIEST, LATEST
 from pacer.domain.schedules import ScheduleSpec
+from pacer.domain.validation import is_stored
 
 
 class RunStatus(enum.StrEnum):
@@ -157,6 +159,18 @@ class JobSpec(Spec):
     #: None means the server's ``as_of``, else the real date.
     as_of: date | None = Field(default=None, ge=EARLIEST.date(), le=LATEST.date())
 
+    @field_validator("name")
+    @classmethod
+    def _not_shaped_like_an_id(cls, value: str, info: ValidationInfo) -> str:
+        """A job is addressed by id or by name, so a name that reads as an id could answer
+        for another job (the API looked ids up first and acted on the job with that id)."""
+        if looks_like_id(value) and not is_stored(info):
+            raise ValueError(
+                f"{value!r} has the shape of a job id (a UUID); a job name must not, since"
+                " jobs are addressed by id or by name"
+            )
+        return value
+
 
 @dataclass(frozen=True)
 class Job:
@@ -218,3 +232,14 @@ class Completion:
 def new_id() -> str:
     """Run and job ids are random UUIDs: unguessable, and mintable by any process offline."""
     return str(uuid.uuid4())
+
+
+#: The text of an id: a UUID's 8-4-4-4-12 hex digits. ``new_id`` writes lowercase; either case
+#: counts, so that a name cannot pass for an id under a case-blind comparison either (a
+#: PostgreSQL ``uuid`` column would read ``ABC…`` and ``abc…`` as one value).
+_ID_SHAPE = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.I)
+
+
+def looks_like_id(text: str) -> bool:
+    """Whether ``text`` has the shape of an id as ``new_id`` makes them (any UUID version)."""
+    return _ID_SHAPE.fullmatch(text) is not None

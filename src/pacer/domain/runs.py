@@ -66,8 +66,15 @@ def adhoc_run(
     timeout_s: float = 300.0,
     priority: int = 0,
     idempotency_key: str | None = None,
+    due_at: datetime | None = None,
 ) -> Run:
-    """A one-off task: no job, the same run lifecycle."""
+    """A one-off task: no job, the same run lifecycle.
+
+    ``due_at`` is the due time the request named, None if it named none; it is kept as the
+    run's ``fire_time`` (its nominal time), because ``scheduled_at`` moves (a delay, a retry)
+    and, for a request without one, was computed from when it arrived. A retry of the request
+    under the same idempotency key must name the same ``due_at`` again.
+    """
     policy = retry or RetryPolicy()
     return Run(
         id=new_id(),
@@ -78,6 +85,7 @@ def adhoc_run(
         status=RunStatus.QUEUED,
         scheduled_at=scheduled_at,
         created_at=now,
+        fire_time=due_at,
         max_attempts=policy.max_attempts,
         retry=policy.model_dump(mode="json"),
         timeout_s=timeout_s,

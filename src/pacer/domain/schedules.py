@@ -19,7 +19,8 @@ Semantics (these go into the user docs):
   interval when that matters.
 - **Intervals** (``interval_s``, or ``cron="@every 1h30m"`` with units d, h, m, s) are absolute
   durations, blind to daylight saving, anchored at ``start`` if given, else at the Unix epoch:
-  the fires are ``anchor + k * interval``, the same after any restart.
+  the fires are ``anchor + k * interval``, the same after any restart. An interval is at
+  least one second (``MIN_INTERVAL``), cron's finest step.
 - **One-off** (``at``): the single fire is ``at``. It takes no ``start`` or ``end``.
 - ``start`` and ``end`` bound recurring schedules, both inclusive.
 - ``jitter_s`` delays each run by a stable pseudo-random amount; the fire keeps its nominal time
@@ -42,8 +43,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from pacer.domain.errors import InvalidInput
 from pacer.domain.moments import in_range
+from pacer.domain.validation import is_stored
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: The shortest interval (``interval_s``, ``@every``): one second, the finest step of cron
+#: (six fields). A write token could otherwise ask for a microsecond and fill the store with
+#: runs (26,000 in five seconds, found by a probe).
+MIN_INTERVAL = timedelta(seconds=1)
 _MICROSECOND = timedelta(microseconds=1)
 _DAY = timedelta(days=1)
 _EVERY = re.compile(r"@every\s+(\S+)", re.IGNORECASE)
@@ -67,7 +73,10 @@ class ScheduleSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     cron: str | None = None
-    interval_s: float | None = Field(default=None, gt=0)
+    # The minimum is checked below (stored schedules are exempt); the schema advertises it.
+    interval_s: float | None = Field(
+        default=None, gt=0, json_schema_extra={"minimum": MIN_INTERVAL.total_seconds()}
+    )
     # ``tz`` before the times: their validators read it.
     tz: str = "UTC"
     at: datetime | None = None
@@ -77,18 +86,23 @@ class ScheduleSpec(BaseModel):
 
     @field_validator("cron")
     @classmethod
-    def _valid_cron(cls, value: str | None) -> str | None:
+    def _valid_cron(cls, value: str | None, info: ValidationInfo) -> str | None:
         if value is None:
             return None
-        _parse_cron(value.strip())
+        parsed = _parse_cron(value.strip())
+        if isinstance(parsed, timedelta) and not is_stored(info):
+            _check_minimum(parsed, f"the interval of {value.strip()!r}")
         return value.strip()
 
     @field_validator("interval_s")
     @classmethod
-    def _representable_interval(cls, value: float | None) -> float | None:
-        """Fire times are microsecond instants, so a shorter step would never move."""
+    def _representable_interval(cls, value: float | None, info: ValidationInfo) -> float | None:
+        """Fire times are microsecond instants, so a shorter step would never move; and no
+        new schedule may fire more often than once a second."""
         if value is not None:
-            _as_step(value, f"interval_s {value}")
+            step = _as_step(value, f"interval_s {value}")
+            if not is_stored(info):
+                _check_minimum(step, f"interval_s {value}")
         return value
 
     @field_validator("tz")
@@ -317,6 +331,14 @@ def _as_step(seconds: float, what: str) -> timedelta:
     return step
 
 
+def _check_minimum(step: timedelta, what: str) -> None:
+    if step < MIN_INTERVAL:
+        raise ValueError(
+            f"{what} is shorter than the minimum of {_seconds_text(MIN_INTERVAL)}"
+            " (a schedule fires at most once a second, like six-field cron)"
+        )
+
+
 def _check_cron(text: str) -> _Cron:
     fields = len(text.split()) if not text.startswith("@") else 5
     if fields not in (5, 6):
@@ -337,12 +359,15 @@ def _check_cron(text: str) -> _Cron:
 
 
 def _interval(spec: ScheduleSpec) -> timedelta | None:
+    """The step of an interval schedule, never under ``MIN_INTERVAL``: a job stored before
+    the minimum existed loads (``STORED``) but fires at most once a second."""
+    step: timedelta | None = None
     if spec.interval_s is not None:
-        return timedelta(seconds=spec.interval_s)
-    if spec.cron is not None:
+        step = timedelta(seconds=spec.interval_s)
+    elif spec.cron is not None:
         parsed = _parse_cron(spec.cron)
-        return parsed if isinstance(parsed, timedelta) else None
-    return None
+        step = parsed if isinstance(parsed, timedelta) else None
+    return None if step is None else max(step, MIN_INTERVAL)
 
 
 def _zone(spec: ScheduleSpec) -> ZoneInfo:

@@ -9,14 +9,16 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import timedelta
 
-from pacer.domain.errors import NotFound
-from pacer.domain.models import Job, JobSpec, Run
+from pacer.domain.errors import Conflict, NotFound
+from pacer.domain.models import Job, JobSpec, Run, looks_like_id
 from pacer.domain.runs import run_for_job
 from pacer.domain.schedules import check_not_stale, first_fire
 from pacer.ports import ActionCatalog, Clock, RunStore
 
 #: A one-off job more than this far in the past is a mistake, not a backfill.
 MAX_ONE_OFF_AGE = timedelta(hours=1)
+#: The ``source`` of jobs written by ``sync`` from the jobs folder (decorators and files).
+DEFINITIONS = "definitions"
 
 
 class JobService:
@@ -70,20 +72,36 @@ class JobService:
         return await self.store.upsert_job(spec, source, next_fire, now)
 
     async def update(self, job_id: str, spec: JobSpec) -> Job:
-        """Replace a job's spec; a changed schedule starts from now."""
+        """Replace a job's spec; a changed schedule starts from now.
+
+        The write is an update of the id read here, so a job deleted in between is a
+        ``NotFound`` rather than created again. A different ``spec.name`` renames the job (its
+        id, and so its runs' history, stay); a name another job holds is a ``Conflict``. A job
+        from the jobs folder cannot be renamed here: the next start would define it again
+        under its old name, and both would fire.
+        """
         existing = await self.get(job_id)
         self.validate(spec)
+        if spec.name != existing.name and existing.source == DEFINITIONS:
+            raise Conflict(
+                "name",
+                f"job {existing.name!r} is defined in the jobs folder; rename it there",
+            )
         now = self.clock.now()
         next_fire = existing.next_fire_at
         if existing.spec.schedule != spec.schedule or existing.spec.enabled != spec.enabled:
             next_fire = first_fire(spec.schedule, now) if spec.schedule else None
-        job = await self.store.upsert_job(spec, existing.source, next_fire, now)
+        job = await self.store.update_job(existing.id, spec, next_fire, now)
         self.on_change()
         return job
 
     async def get(self, job_id: str) -> Job:
-        job = await self.store.get_job(job_id)
-        if job is None:
+        """The job with this id or with this name, told apart by the key's shape: a name
+        never looks like an id (``JobSpec``), so each key has one meaning, and a name costs one
+        query instead of two. A job named like an id before that rule is found by its id."""
+        if looks_like_id(job_id):
+            job = await self.store.get_job(job_id)
+        else:
             job = await self.store.get_job_by_name(job_id)
         if job is None:
             raise NotFound("job", job_id)

@@ -28,6 +28,24 @@ class TaskRequest:
     idempotency_key: str | None = None
 
 
+def _defining(run: Run) -> dict[str, Any]:
+    """Everything a task request sets, as the run keeps it (defaults filled in), by the
+    request's field names: two requests under one idempotency key must agree on all of it.
+
+    ``due_at`` is the time the request named (``fire_time``), not ``scheduled_at``: that one
+    moves with delays and retries, and for a request naming no time it was computed from the
+    arrival, so an identical retry would differ. Instants compare across offsets.
+    """
+    return {
+        "action": run.action,
+        "parameters": run.parameters,
+        "due_at": run.fire_time,
+        "retry": run.retry,
+        "timeout_s": run.timeout_s,
+        "priority": run.priority,
+    }
+
+
 #: Ad-hoc tasks without a due time start this long after they are queued: the window in which
 #: a pacer (or ``POST /delay``) can still act on them before they run.
 ADHOC_DELAY = timedelta(milliseconds=100)
@@ -46,7 +64,8 @@ class TaskService:
 
     async def submit(self, request: TaskRequest) -> tuple[Run, bool]:
         """Validate and enqueue; returns (run, created). A repeated idempotency key returns
-        the run created first and creates nothing."""
+        the run created first and creates nothing, if the request is the same in every field
+        (else ``Conflict``)."""
         now = self.clock.now()
         due = request.due_at or now + self.adhoc_delay
         if due < now - MAX_TASK_AGE:
@@ -62,14 +81,20 @@ class TaskService:
             timeout_s=request.timeout_s,
             priority=request.priority,
             idempotency_key=request.idempotency_key,
+            due_at=request.due_at,
         )
         if request.idempotency_key is None:
             await self.store.enqueue([run])
             return run, True
         stored, created = await self.store.enqueue_idempotent(run)
-        if (stored.action, stored.parameters) != (run.action, run.parameters):
+        asked, kept = _defining(run), _defining(stored)
+        differing = [name for name in asked if asked[name] != kept[name]]
+        if differing:
             # As Stripe does: a reused key with another request is a client bug, not a retry.
-            raise Conflict("Idempotency-Key", "already used for a different task")
+            raise Conflict(
+                "Idempotency-Key",
+                f"already used for a different task ({', '.join(differing)} differ)",
+            )
         return stored, created
 
     async def get(self, run_id: str) -> Run:

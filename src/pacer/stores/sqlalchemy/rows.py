@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import RowMapping
 
 from pacer.domain.models import Job, JobSpec, Run, RunStatus
+from pacer.domain.validation import STORED
 
 
 def aware(value: datetime | None) -> datetime | None:
@@ -26,7 +27,8 @@ def to_job(row: RowMapping) -> Job:
     created, updated = aware(row["created_at"]), aware(row["updated_at"])
     assert created is not None
     assert updated is not None
-    spec = JobSpec.model_validate({**row["spec"], "enabled": row["enabled"]})
+    # STORED: a job saved before a newer rule of the spec existed still loads.
+    spec = JobSpec.model_validate({**row["spec"], "enabled": row["enabled"]}, context=STORED)
     return Job(
         id=row["id"],
         spec=spec,

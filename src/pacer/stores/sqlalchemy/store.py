@@ -131,7 +131,8 @@ class SqlStore:
         """Create a job, or replace the spec of the one with that name (keeping its id).
 
         ``INSERT ... ON CONFLICT (name) DO UPDATE`` makes it safe for several schedulers that
-        start at once and all write the same definitions.
+        start at once and all write the same definitions. For syncing definitions only: a
+        change to a job someone may delete meanwhile is ``update_job``.
         """
         values = {
             "spec": spec.model_dump(mode="json", exclude={"enabled"}),
@@ -150,6 +151,36 @@ class SqlStore:
                 (await conn.execute(select(jobs).where(jobs.c.name == spec.name))).mappings().one()
             )
             return to_job(row)
+
+    @transient
+    async def update_job(
+        self, job_id: str, spec: JobSpec, next_fire_at: datetime | None, now: datetime
+    ) -> Job:
+        """Replace the spec (and name) of the job with this id; ``NotFound`` if there is none.
+
+        An ``UPDATE`` by id, never an upsert: a job deleted since the caller read it must stay
+        deleted (an upsert by name brought it back under a new id). A name another job holds
+        is a ``Conflict`` on ``name``, found by the unique index, so a rename racing a create
+        of the same name cannot overwrite either job.
+        """
+        stmt = (
+            update(jobs)
+            .where(jobs.c.id == job_id)
+            .values(
+                name=spec.name,
+                spec=spec.model_dump(mode="json", exclude={"enabled"}),
+                enabled=spec.enabled,
+                next_fire_at=_utc_or_none(next_fire_at),
+                updated_at=utc(now),
+            )
+        )
+        try:
+            async with writing(self.engine) as conn:
+                if not (await conn.execute(stmt)).rowcount:
+                    raise NotFound("job", job_id)
+                return await self._job(conn, job_id)
+        except IntegrityError as exc:
+            raise Conflict("name", f"a job named {spec.name!r} already exists") from exc
 
     async def create_job(
         self, spec: JobSpec, source: str, next_fire_at: datetime | None, now: datetime

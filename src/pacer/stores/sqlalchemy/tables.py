@@ -83,7 +83,8 @@ runs = Table(
     metadata,
     Column("id", String(36), primary_key=True),
     Column("job_id", String(36), nullable=True),
-    # The nominal fire time for scheduled runs; NULL for ad-hoc tasks and manual triggers.
+    # The nominal time: a scheduled run's fire, or the due_at a task's request named (what an
+    # idempotent retry must name again); NULL when it named none, and for manual triggers.
     Column("fire_time", Timestamp, nullable=True),
     Column("query_id", String(32), nullable=True),
     Column("status", String(16), nullable=False),
