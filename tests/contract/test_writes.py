@@ -8,7 +8,7 @@ import asyncio
 import pytest
 from sqlalchemy import text
 
-from pacer.stores.sqlalchemy.dialects import create_engine
+from pacer.stores.sqlalchemy.dialects import create_engine, reads
 from pacer.stores.sqlalchemy.writes import writing
 
 
@@ -49,6 +49,41 @@ async def test_writers_of_one_process(database_url: str) -> None:
             assert list(range(11)) == order
     finally:
         release_first.set()
+        await engine.dispose()
+
+
+async def test_queued_writers_leave_the_pool_to_readers(sqlite_url: str) -> None:
+    """More writers than the pool has connections queue behind one holding its transaction;
+    a read still gets a connection at once (waiting writers held one each, so a read waited
+    for the pool's 30 s timeout)."""
+    engine, _ = create_engine(sqlite_url)
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def write(index: int) -> None:
+        async with writing(engine) as conn:
+            await conn.execute(text("INSERT INTO scratch VALUES (:n)"), {"n": index})
+            if index == 0:
+                holding.set()
+                await release.wait()
+
+    try:
+        async with writing(engine) as conn:
+            await conn.execute(text("CREATE TABLE scratch (n integer)"))
+        writers = [asyncio.create_task(write(0))]
+        await holding.wait()
+        writers += [asyncio.create_task(write(index)) for index in range(1, 16)]
+        await asyncio.sleep(0.2)  # they are all waiting now
+
+        async def read() -> int:
+            async with reads(engine).connect() as conn:
+                return int((await conn.execute(text("SELECT count(*) FROM scratch"))).scalar_one())
+
+        # 0: the first write is not committed yet. The bound only ends a broken run.
+        assert 0 == await asyncio.wait_for(read(), 10)
+        release.set()
+        await asyncio.wait_for(asyncio.gather(*writers), 30)
+    finally:
+        release.set()
         await engine.dispose()
 
 

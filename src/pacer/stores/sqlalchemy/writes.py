@@ -87,6 +87,9 @@ async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
         async with engine.begin() as conn:
             yield conn
         return
-    # The connection first: the pool's checkout is not part of the queue's turn.
-    async with engine.connect() as conn, gate.held(), conn.begin():
+    # The turn first, then a connection: a writer waiting for its turn holds none, so a queue
+    # of writers cannot empty the pool under the readers (who never wait for the writer),
+    # and the turn is taken in arrival order even when some connections take longer to
+    # open than others (the pool's overflow).
+    async with gate.held(), engine.connect() as conn, conn.begin():
         yield conn
