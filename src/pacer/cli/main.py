@@ -16,6 +16,7 @@ from pacer.cli.monitor import monitor_app
 from pacer.cli.tokens import tokens_app
 from pacer.domain.errors import PacerError
 from pacer.settings import Settings
+from pacer.stores.sqlalchemy.dialects import masked_url
 
 app = typer.Typer(
     help="Pacer: a durable scheduler and executor for database work.", no_args_is_help=True
@@ -82,7 +83,8 @@ def up(
         database_url, jobs_dir, config, host=host, port=port, concurrency=concurrency
     )
     typer.echo(
-        f"pacer up: store {settings.database_url}, API http://{settings.host}:{settings.port}"
+        f"pacer up: store {masked_url(settings.database_url)}, "
+        f"API http://{settings.host}:{settings.port}"
     )
     _run(settings, processes.PACED if pace else processes.ALL_IN_ONE, sync_jobs=True)
 
