@@ -8,6 +8,7 @@ HTTP API accepts, and are written to the same store at start.
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import tomllib
 from collections.abc import Callable
@@ -46,7 +47,7 @@ def job(
         job_name = name or fn.__name__
         action = {"kind": "python", "function": key}
         data = {"name": job_name, "action": action, "schedule": schedule, **options}
-        DECLARED[job_name] = _validate(data, key)
+        DECLARED[job_name] = validate(data, key)
         FUNCTIONS[key] = fn
         return fn
 
@@ -66,7 +67,8 @@ def _schedule(
     return {"cron": cron, "at": at, "tz": tz, **extra}
 
 
-def _validate(data: dict[str, Any], origin: str) -> JobSpec:
+def validate(data: dict[str, Any], origin: str) -> JobSpec:
+    """A job spec, or an ``InvalidInput`` naming ``origin`` and the first bad field."""
     try:
         return JobSpec.model_validate(data)
     except ValidationError as exc:
@@ -77,12 +79,14 @@ def _validate(data: dict[str, Any], origin: str) -> JobSpec:
 
 def load_jobs_dir(path: Path) -> list[JobSpec]:
     """Every job in a folder: decorated functions in ``*.py``, declarations in TOML/YAML."""
+    if not path.is_dir():
+        raise InvalidInput("jobs_dir", f"{path} is not a folder")
     specs: list[JobSpec] = []
     for file in sorted(path.iterdir()):
         if file.suffix == ".py":
             specs.extend(_import_module(file))
         elif file.suffix in (".toml", ".yaml", ".yml"):
-            specs.extend(_validate(item, file.name) for item in _read_declarations(file))
+            specs.extend(validate(item, file.name) for item in read_declarations(file))
     return specs
 
 
@@ -98,13 +102,20 @@ def _import_module(file: Path) -> list[JobSpec]:
     return [DECLARED[name] for name in DECLARED if name not in before]
 
 
-def _read_declarations(file: Path) -> list[dict[str, Any]]:
+def read_declarations(file: Path) -> list[dict[str, Any]]:
+    """The job tables of a TOML, YAML or JSON file: one job, or a ``jobs`` list."""
+    try:
+        text = file.read_text()
+    except OSError as exc:
+        raise InvalidInput(file.name, exc.strerror or str(exc)) from exc
     try:
         if file.suffix == ".toml":
-            data: Any = tomllib.loads(file.read_text())
+            data: Any = tomllib.loads(text)
+        elif file.suffix == ".json":
+            data = json.loads(text)
         else:
-            data = yaml.safe_load(file.read_text())
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+            data = yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError, ValueError) as exc:
         raise InvalidInput(file.name, f"not valid {file.suffix[1:].upper()}: {exc}") from exc
     if isinstance(data, dict) and isinstance(data.get("jobs"), list):
         return list(data["jobs"])

@@ -14,6 +14,8 @@ from typing import Annotated, Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from pacer.domain.errors import InvalidInput
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PACER_", extra="ignore")
@@ -77,7 +79,10 @@ class Settings(BaseSettings):
         """Merge ``pacer.toml`` (if present) under the environment's values."""
         if not self.config_file.is_file():
             return self
-        data: dict[str, Any] = tomllib.loads(self.config_file.read_text())
+        try:
+            data: dict[str, Any] = tomllib.loads(self.config_file.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidInput(str(self.config_file), f"not valid TOML: {exc}") from exc
         targets = {**data.get("targets", {}), **self.targets}
         base = self.config_file.parent
         targets = {name: _relative_sqlite(url, base) for name, url in targets.items()}

@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from pacer.cli.main import app
@@ -13,8 +14,14 @@ from pacer.cli.main import app
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _no_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs in a folder without a ``pacer.toml`` (the default, optional config)."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _pacer(url: str, *args: str) -> str:
-    result = runner.invoke(app, [*args, "--database-url", url, "--config", "/nonexistent.toml"])
+    result = runner.invoke(app, [*args, "--database-url", url])
     assert 0 == result.exit_code, result.output
     return result.output
 
@@ -55,15 +62,11 @@ def test_tasks_add_and_bad_input(database_url: str) -> None:
             '{"kind": "http", "url": "ftp://x"}',
             "--database-url",
             url,
-            "--config",
-            "/x.toml",
         ],
     )
     assert 2 == bad.exit_code
     assert "action.url" in bad.output
-    missing = runner.invoke(
-        app, ["runs", "show", "nope", "--database-url", url, "--config", "/x.toml"]
-    )
+    missing = runner.invoke(app, ["runs", "show", "nope", "--database-url", url])
     assert (2, True) == (missing.exit_code, "not found" in missing.output)
 
 
@@ -79,9 +82,7 @@ def test_tokens_create_list_revoke(tmp_path: Path, database_url: str) -> None:
     assert [("ci", "write")] == [(t["name"], t["scope"]) for t in json.loads(listed)]
     revoked = json.loads(_pacer(url, "tokens", "revoke", created["id"], "--json"))
     assert revoked["revoked_at"] is not None
-    plain = runner.invoke(
-        app, ["tokens", "create", "--scope", "read", "--database-url", url, "--config", "/x.toml"]
-    )
+    plain = runner.invoke(app, ["tokens", "create", "--scope", "read", "--database-url", url])
     assert plain.stdout.strip().startswith("pacer_")
 
 
@@ -108,8 +109,6 @@ def test_tokens_create_with_an_expiry(database_url: str) -> None:
                 bad,
                 "--database-url",
                 url,
-                "--config",
-                "/x.toml",
             ],
         )
         assert 2 == refused.exit_code, refused.output

@@ -13,9 +13,10 @@ import typer
 from pydantic import ValidationError
 
 from pacer.bootstrap import Container, build
+from pacer.cli.errors import invalid
 from pacer.cli.output import emit, emit_one, job_record, run_record
-from pacer.domain.errors import PacerError
-from pacer.domain.models import JobSpec, RunStatus
+from pacer.domain.errors import InvalidInput
+from pacer.domain.models import RunStatus
 from pacer.ports import RunFilter
 from pacer.services.tasks import TaskRequest
 from pacer.settings import Settings
@@ -31,7 +32,11 @@ tasks_app = typer.Typer(help="One-off tasks.", no_args_is_help=True)
 DatabaseUrl = typer.Option(
     None, "--database-url", envvar="PACER_DATABASE_URL", help="SQLAlchemy URL of the store."
 )
-Config = typer.Option(Path("pacer.toml"), "--config", help="Configuration file (targets).")
+Config = typer.Option(
+    None,
+    "--config",
+    help="Configuration file (targets, defaults); without it, pacer.toml here if there is one.",
+)
 Json = typer.Option(False, "--json", help="Print JSON instead of a table.")
 RUN_COLUMNS = [
     "id",
@@ -45,28 +50,44 @@ RUN_COLUMNS = [
 ]
 
 
-def _with(database_url: str | None, config: Path, use: Callable[[Container], Awaitable[T]]) -> T:
-    settings = Settings(config_file=config)
+def load_settings(
+    database_url: str | None, jobs_dir: Path | None, config: Path | None, **extra: Any
+) -> Settings:
+    """Options over ``PACER_*`` variables over the configuration file. A ``--config`` that is
+    not there is a mistake; the default ``pacer.toml`` is optional."""
+    if config is not None and not config.is_file():
+        raise InvalidInput("--config", f"{config} is not a file")
+    overrides: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+    if config is not None:
+        overrides["config_file"] = config
     if database_url:
-        settings = settings.model_copy(update={"database_url": database_url})
+        overrides["database_url"] = database_url
+    if jobs_dir:
+        overrides["jobs_dir"] = jobs_dir
+    try:
+        return Settings(**overrides).with_file()
+    except ValidationError as exc:
+        raise invalid(exc) from None
+
+
+def _with(
+    database_url: str | None, config: Path | None, use: Callable[[Container], Awaitable[T]]
+) -> T:
+    settings = load_settings(database_url, None, config)
 
     async def go() -> T:
-        container = await build(settings.with_file(), sync_jobs=False)
+        container = await build(settings, sync_jobs=False)
         try:
             return await use(container)
         finally:
             await container.aclose()
 
-    try:
-        return asyncio.run(go())
-    except PacerError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    return asyncio.run(go())
 
 
 @jobs_app.command("list")
 def jobs_list(
-    database_url: str | None = DatabaseUrl, config: Path = Config, as_json: bool = Json
+    database_url: str | None = DatabaseUrl, config: Path | None = Config, as_json: bool = Json
 ) -> None:
     """All jobs with their schedule and next run."""
     jobs = _with(database_url, config, lambda c: c.store.list_jobs())
@@ -76,7 +97,10 @@ def jobs_list(
 
 @jobs_app.command("show")
 def jobs_show(
-    job: str, database_url: str | None = DatabaseUrl, config: Path = Config, as_json: bool = Json
+    job: str,
+    database_url: str | None = DatabaseUrl,
+    config: Path | None = Config,
+    as_json: bool = Json,
 ) -> None:
     """One job (by id or name), with its full spec."""
     found = _with(database_url, config, lambda c: c.jobs.get(job))
@@ -85,19 +109,15 @@ def jobs_show(
 
 @jobs_app.command("add")
 def jobs_add(
-    file: Path, database_url: str | None = DatabaseUrl, config: Path = Config, as_json: bool = Json
+    file: Path,
+    database_url: str | None = DatabaseUrl,
+    config: Path | None = Config,
+    as_json: bool = Json,
 ) -> None:
     """Add a job from a JSON, TOML or YAML file holding one job spec."""
-    from pacer.definitions import _read_declarations
+    from pacer.definitions import read_declarations, validate
 
-    try:
-        raw = (
-            json.loads(file.read_text()) if file.suffix == ".json" else _read_declarations(file)[0]
-        )
-        spec = JobSpec.model_validate(raw)
-    except (ValidationError, ValueError, PacerError) as exc:
-        typer.echo(f"error: {file}: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    spec = validate(read_declarations(file)[0], file.name)
     created = _with(database_url, config, lambda c: c.jobs.create(spec, source="cli"))
     emit_one(job_record(created), as_json)
 
@@ -106,7 +126,7 @@ def _job_action(name: str, doc: str, call: Callable[[Container, str], Awaitable[
     def command(
         job: str,
         database_url: str | None = DatabaseUrl,
-        config: Path = Config,
+        config: Path | None = Config,
         as_json: bool = Json,
     ) -> None:
         result = _with(database_url, config, lambda c: call(c, job))
@@ -139,7 +159,7 @@ def runs_list(
     since: datetime | None = typer.Option(None),
     limit: int = typer.Option(50, min=1, max=10_000),
     database_url: str | None = DatabaseUrl,
-    config: Path = Config,
+    config: Path | None = Config,
     as_json: bool = Json,
 ) -> None:
     """The newest runs first, filtered."""
@@ -155,7 +175,10 @@ def runs_list(
 
 @runs_app.command("show")
 def runs_show(
-    run_id: str, database_url: str | None = DatabaseUrl, config: Path = Config, as_json: bool = Json
+    run_id: str,
+    database_url: str | None = DatabaseUrl,
+    config: Path | None = Config,
+    as_json: bool = Json,
 ) -> None:
     """One run with its result and error."""
 
@@ -172,7 +195,10 @@ def runs_show(
 
 @runs_app.command("retry")
 def runs_retry(
-    run_id: str, database_url: str | None = DatabaseUrl, config: Path = Config, as_json: bool = Json
+    run_id: str,
+    database_url: str | None = DatabaseUrl,
+    config: Path | None = Config,
+    as_json: bool = Json,
 ) -> None:
     """Queue a finished run again, with a fresh allowance of attempts."""
     emit_one(
@@ -183,7 +209,10 @@ def runs_retry(
 
 @runs_app.command("cancel")
 def runs_cancel(
-    run_id: str, database_url: str | None = DatabaseUrl, config: Path = Config, as_json: bool = Json
+    run_id: str,
+    database_url: str | None = DatabaseUrl,
+    config: Path | None = Config,
+    as_json: bool = Json,
 ) -> None:
     """Cancel a queued or running run."""
     emit_one(
@@ -202,15 +231,16 @@ def tasks_add(
     due: datetime | None = typer.Option(None, help="When to run (default: now)."),
     idempotency_key: str | None = typer.Option(None, "--idempotency-key"),
     database_url: str | None = DatabaseUrl,
-    config: Path = Config,
+    config: Path | None = Config,
     as_json: bool = Json,
 ) -> None:
     """Queue a one-off task."""
     try:
         spec = json.loads(action)
     except ValueError as exc:
-        typer.echo(f"error: action: not valid JSON: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise InvalidInput("action", f"not valid JSON: {exc}") from exc
+    if not isinstance(spec, dict):
+        raise InvalidInput("action", 'expected a JSON object such as {"kind": "http", …}')
     request = TaskRequest(action=spec, due_at=due, idempotency_key=idempotency_key)
     run, _ = _with(database_url, config, lambda c: c.tasks.submit(request))
     emit_one(run_record(run), as_json)

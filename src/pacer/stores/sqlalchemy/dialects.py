@@ -52,7 +52,7 @@ def masked_url(url: str) -> str:
     parse as a URL is not echoed at all, since where a password sits in it cannot be known."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         return "(not a database URL)"
 
 
