@@ -25,7 +25,7 @@ class Settings(BaseSettings):
     config_file: Path = Path("pacer.toml")
     targets: dict[str, str] = Field(default_factory=dict)
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65_535)
     concurrency: int = Field(default=50, ge=1, le=10_000)
     batch: int = Field(default=100, ge=1, le=10_000)
     lease_s: float = Field(default=30.0, gt=0)
