@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -115,3 +115,22 @@ def test_tokens_create_with_an_expiry(database_url: str) -> None:
         assert "--expires-in" in refused.output
     listed = json.loads(_pacer(url, "tokens", "list", "--json"))
     assert [created["id"]] == [t["id"] for t in listed]
+
+
+def test_times_carry_their_zone(database_url: str) -> None:
+    """A ``--due`` or ``--since`` without a zone is refused naming the option (as the HTTP API
+    refuses it); with one it is honoured, and tables print times in UTC, saying so."""
+    url = database_url
+    action = json.dumps({"kind": "python", "function": "pacer.testing:noop"})
+    for option, args in (("--due", ("tasks", "add", action)), ("--since", ("runs", "list"))):
+        naive = runner.invoke(app, [*args, option, "2030-01-01T09:00:00", "--database-url", url])
+        assert 2 == naive.exit_code, naive.output
+        assert "has no time zone" in naive.output
+    task = json.loads(
+        _pacer(url, "tasks", "add", action, "--due", "2030-01-01T10:00:00+01:00", "--json")
+    )
+    assert datetime(2030, 1, 1, 9, tzinfo=UTC) == datetime.fromisoformat(task["scheduled_at"])
+    shown = _pacer(url, "runs", "show", task["id"])
+    assert "2030-01-01 09:00:00 UTC" in shown
+    since = datetime(2030, 1, 1, tzinfo=UTC).isoformat()
+    assert [] == json.loads(_pacer(url, "runs", "list", "--since", since, "--json"))

@@ -38,6 +38,20 @@ Config = typer.Option(
     help="Configuration file (targets, defaults); without it, pacer.toml here if there is one.",
 )
 Json = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _zoned(param: typer.CallbackParam, value: datetime | None) -> datetime | None:
+    """Times given to the CLI carry their zone, as the HTTP API requires: a naive time would
+    be read in some zone the user did not name (this machine's, or the server's)."""
+    if value is not None and value.tzinfo is None:
+        raise typer.BadParameter(
+            f"{value.isoformat()} has no time zone: add Z for UTC or an offset such as +01:00",
+            param_hint=param.opts[0],
+        )
+    return value
+
+
+ZONED = "With its zone: 2030-01-01T09:00:00Z or 2030-01-01T10:00:00+01:00."
 RUN_COLUMNS = [
     "id",
     "job_id",
@@ -156,7 +170,9 @@ def runs_list(
     job: str | None = typer.Option(None, help="Job id or name."),
     status: list[RunStatus] | None = typer.Option(None, help="Repeatable."),
     query_id: str | None = typer.Option(None, "--query-id"),
-    since: datetime | None = typer.Option(None),
+    since: datetime | None = typer.Option(
+        None, callback=_zoned, help=f"Runs created at or after this time. {ZONED}"
+    ),
     limit: int = typer.Option(50, min=1, max=10_000),
     database_url: str | None = DatabaseUrl,
     config: Path | None = Config,
@@ -228,7 +244,9 @@ def tasks_add(
     action: str = typer.Argument(
         ..., help='The action as JSON, e.g. \'{"kind": "http", "url": "…"}\''
     ),
-    due: datetime | None = typer.Option(None, help="When to run (default: now)."),
+    due: datetime | None = typer.Option(
+        None, callback=_zoned, help=f"When to run (default: now). {ZONED}"
+    ),
     idempotency_key: str | None = typer.Option(None, "--idempotency-key"),
     database_url: str | None = DatabaseUrl,
     config: Path | None = Config,
