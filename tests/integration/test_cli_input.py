@@ -120,3 +120,16 @@ def test_job_and_task_input_mistakes_are_error_lines(folder: Path, sqlite_url: s
     assert "action: expected a JSON object" in _refused(
         "tasks", "add", "[1, 2]", "--database-url", sqlite_url
     )
+
+
+def test_demo_init_refuses_a_pacer_store(tmp_path: Path) -> None:
+    """``pacer demo init PATH`` on a Pacer store is an error line and exit code 2."""
+    store = tmp_path / "pacer.db"
+    assert (
+        0 == runner.invoke(app, ["db", "upgrade", "--database-url", f"sqlite:///{store}"]).exit_code
+    )
+    before = store.read_bytes()
+    refused = runner.invoke(app, ["demo", "init", str(store)])
+    assert 2 == refused.exit_code, refused.output
+    assert "not overwritten" in refused.output
+    assert before == store.read_bytes()

@@ -115,7 +115,11 @@ def db_upgrade(database_url: str | None = DatabaseUrl, config: Path | None = Con
 def demo_init(
     path: Path = typer.Argument(Path("data/registrations.db"), help="SQLite file to write."),
 ) -> None:
-    """Write the registration data set (1,002 rows up to 2022-12-22) unless it is there."""
+    """Write the registration data set (1,002 rows up to 2022-12-22) unless it is there.
+
+    Any other file at PATH (another database, a Pacer store, a file of another kind) is left
+    alone and the command fails.
+    """
     from pacer.demo import ROWS, write_registrations
 
     written = write_registrations(path)
