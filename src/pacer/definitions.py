@@ -28,6 +28,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 FUNCTIONS: dict[str, Callable[..., Any]] = {}
 #: Jobs declared with the decorator, by name, in declaration order.
 DECLARED: dict[str, JobSpec] = {}
+#: While a jobs folder's module is imported: every job it declares, duplicates included
+#: (``DECLARED`` keeps one per name, so a clash would pass unseen).
+_importing: list[JobSpec] | None = None
 
 
 def job(
@@ -48,6 +51,8 @@ def job(
         action = {"kind": "python", "function": key}
         data = {"name": job_name, "action": action, "schedule": schedule, **options}
         DECLARED[job_name] = validate(data, key)
+        if _importing is not None:
+            _importing.append(DECLARED[job_name])
         FUNCTIONS[key] = fn
         return fn
 
@@ -81,25 +86,44 @@ def load_jobs_dir(path: Path) -> list[JobSpec]:
     """Every job in a folder: decorated functions in ``*.py``, declarations in TOML/YAML."""
     if not path.is_dir():
         raise InvalidInput("jobs_dir", f"{path} is not a folder")
-    specs: list[JobSpec] = []
+    found: list[tuple[JobSpec, str]] = []
     for file in sorted(path.iterdir()):
         if file.suffix == ".py":
-            specs.extend(_import_module(file))
+            found.extend((spec, file.name) for spec in _import_module(file))
         elif file.suffix in (".toml", ".yaml", ".yml"):
-            specs.extend(validate(item, file.name) for item in read_declarations(file))
-    return specs
+            found.extend((validate(item, file.name), file.name) for item in read_declarations(file))
+    return refuse_duplicates(found)
+
+
+def refuse_duplicates(found: list[tuple[JobSpec, str]]) -> list[JobSpec]:
+    """The specs, unless two share a name: then an error naming both origins, since keeping
+    either one would silently drop the other."""
+    origins: dict[str, str] = {}
+    for spec, origin in found:
+        if spec.name in origins:
+            first = origins[spec.name]
+            where = f"twice in {origin}" if first == origin else f"in both {first} and {origin}"
+            raise InvalidInput(f"{origin}: name", f"job {spec.name!r} is defined {where}")
+        origins[spec.name] = origin
+    return [spec for spec, _ in found]
 
 
 def _import_module(file: Path) -> list[JobSpec]:
-    before = set(DECLARED)
+    """Every job the module declares while it is imported, in order."""
+    global _importing
     module_name = f"pacer_jobs_{file.stem}"
     spec = importlib.util.spec_from_file_location(module_name, file)
     if spec is None or spec.loader is None:
         raise InvalidInput(file.name, "cannot be imported")
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return [DECLARED[name] for name in DECLARED if name not in before]
+    declared: list[JobSpec] = []
+    _importing = declared
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        _importing = None
+    return declared
 
 
 def read_declarations(file: Path) -> list[dict[str, Any]]:
