@@ -128,6 +128,25 @@ def _import_module(file: Path) -> list[JobSpec]:
 
 def read_declarations(file: Path) -> list[dict[str, Any]]:
     """The job tables of a TOML, YAML or JSON file: one job, or a ``jobs`` list."""
+    return declarations(read_data(file), file.name)
+
+
+def holds_list(data: Any) -> bool:
+    """Whether a file's content is a ``jobs`` list rather than one job table."""
+    return isinstance(data, dict) and isinstance(data.get("jobs"), list)
+
+
+def declarations(data: Any, origin: str) -> list[dict[str, Any]]:
+    """The job tables in a file's parsed content."""
+    if holds_list(data):
+        return list(data["jobs"])
+    if isinstance(data, dict):
+        return [data]
+    raise InvalidInput(origin, "expected a job table or a 'jobs' list")
+
+
+def read_data(file: Path) -> Any:
+    """The parsed content of a TOML, YAML or JSON file, or an ``InvalidInput`` naming it."""
     try:
         text = file.read_text()
     except OSError as exc:
@@ -141,8 +160,4 @@ def read_declarations(file: Path) -> list[dict[str, Any]]:
             data = yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError, ValueError) as exc:
         raise InvalidInput(file.name, f"not valid {file.suffix[1:].upper()}: {exc}") from exc
-    if isinstance(data, dict) and isinstance(data.get("jobs"), list):
-        return list(data["jobs"])
-    if isinstance(data, dict):
-        return [data]
-    raise InvalidInput(file.name, "expected a job table or a 'jobs' list")
+    return data

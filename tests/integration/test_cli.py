@@ -134,3 +134,26 @@ def test_times_carry_their_zone(database_url: str) -> None:
     assert "2030-01-01 09:00:00 UTC" in shown
     since = datetime(2030, 1, 1, tzinfo=UTC).isoformat()
     assert [] == json.loads(_pacer(url, "runs", "list", "--since", since, "--json"))
+
+
+def test_jobs_add_adds_every_job_of_a_list(tmp_path: Path, database_url: str) -> None:
+    """A ``[[jobs]]`` file adds each of its jobs (``--json`` lists them); an empty list, or a
+    name already taken by any of them, is refused and nothing is added."""
+    url = database_url
+    action = 'action = { kind = "python", function = "pacer.testing:noop" }\n'
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text(f'[[jobs]]\nname = "first"\n{action}\n[[jobs]]\nname = "second"\n{action}')
+    added = json.loads(_pacer(url, "jobs", "add", str(jobs), "--json"))
+    assert ["first", "second"] == [job["name"] for job in added]
+    listed = json.loads(_pacer(url, "jobs", "list", "--json"))
+    assert ["first", "second"] == sorted(job["name"] for job in listed)
+    again = tmp_path / "again.toml"
+    again.write_text(f'[[jobs]]\nname = "third"\n{action}\n[[jobs]]\nname = "first"\n{action}')
+    empty = tmp_path / "empty.toml"
+    empty.write_text("jobs = []\n")
+    for file, reason in ((again, "'first' already exists"), (empty, "holds no jobs")):
+        refused = runner.invoke(app, ["jobs", "add", str(file), "--database-url", url])
+        assert 2 == refused.exit_code, refused.output
+        assert reason in refused.output
+    listed = json.loads(_pacer(url, "jobs", "list", "--json"))
+    assert ["first", "second"] == sorted(job["name"] for job in listed)

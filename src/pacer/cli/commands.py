@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from pacer.bootstrap import Container, build
 from pacer.cli.errors import invalid
 from pacer.cli.output import emit, emit_one, job_record, run_record
-from pacer.domain.errors import InvalidInput
-from pacer.domain.models import RunStatus
+from pacer.domain.errors import Conflict, InvalidInput
+from pacer.domain.models import Job, RunStatus
 from pacer.ports import RunFilter
 from pacer.services.tasks import TaskRequest
 from pacer.settings import Settings
@@ -52,6 +52,7 @@ def _zoned(param: typer.CallbackParam, value: datetime | None) -> datetime | Non
 
 
 ZONED = "With its zone: 2030-01-01T09:00:00Z or 2030-01-01T10:00:00+01:00."
+JOB_COLUMNS = ["name", "enabled", "action", "schedule", "next_run", "id"]
 RUN_COLUMNS = [
     "id",
     "job_id",
@@ -105,8 +106,7 @@ def jobs_list(
 ) -> None:
     """All jobs with their schedule and next run."""
     jobs = _with(database_url, config, lambda c: c.store.list_jobs())
-    columns = ["name", "enabled", "action", "schedule", "next_run", "id"]
-    emit([job_record(j) for j in jobs], columns, as_json, "jobs")
+    emit([job_record(j) for j in jobs], JOB_COLUMNS, as_json, "jobs")
 
 
 @jobs_app.command("show")
@@ -128,12 +128,31 @@ def jobs_add(
     config: Path | None = Config,
     as_json: bool = Json,
 ) -> None:
-    """Add a job from a JSON, TOML or YAML file holding one job spec."""
-    from pacer.definitions import read_declarations, validate
+    """Add the jobs of a JSON, TOML or YAML file: one job spec, or a ``jobs`` list.
 
-    spec = validate(read_declarations(file)[0], file.name)
-    created = _with(database_url, config, lambda c: c.jobs.create(spec, source="cli"))
-    emit_one(job_record(created), as_json)
+    Every job is checked (spec, action, name not taken) before any is written.
+    """
+    from pacer.definitions import declarations, holds_list, read_data, refuse_duplicates, validate
+
+    data = read_data(file)
+    raw = declarations(data, file.name)
+    if not raw:
+        raise InvalidInput(file.name, "holds no jobs (an empty 'jobs' list)")
+    specs = refuse_duplicates([(validate(item, file.name), file.name) for item in raw])
+
+    async def add(c: Container) -> list[Job]:
+        taken = {job.name for job in await c.store.list_jobs()}
+        for spec in specs:
+            c.jobs.validate(spec)
+            if spec.name in taken:
+                raise Conflict("name", f"a job named {spec.name!r} already exists")
+        return [await c.jobs.create(spec, source="cli") for spec in specs]
+
+    created = _with(database_url, config, add)
+    if not holds_list(data):
+        emit_one(job_record(created[0]), as_json)
+    else:
+        emit([job_record(job) for job in created], JOB_COLUMNS, as_json, "jobs added")
 
 
 def _job_action(name: str, doc: str, call: Callable[[Container, str], Awaitable[Any]]) -> None:
