@@ -46,7 +46,7 @@ def job(
 
     def register(fn: F) -> F:
         key = f"{fn.__module__}:{fn.__qualname__}"
-        schedule = _schedule(cron, every, at, tz, options)
+        schedule = _schedule(cron, every, at, tz, options, origin=key)
         job_name = name or fn.__name__
         action = {"kind": "python", "function": key}
         data = {"name": job_name, "action": action, "schedule": schedule, **options}
@@ -60,14 +60,29 @@ def job(
 
 
 def _schedule(
-    cron: str | None, every: str | None, at: datetime | None, tz: str, options: dict[str, Any]
+    cron: str | None,
+    every: str | None,
+    at: datetime | None,
+    tz: str,
+    options: dict[str, Any],
+    origin: str,
 ) -> dict[str, Any] | None:
+    """The schedule table of the decorator's arguments. Arguments that would be dropped are
+    refused: ``every=`` beside ``cron=`` (it would replace it), and bounds or jitter without
+    any schedule."""
     extra: dict[str, Any] = {
         k: options.pop(k) for k in ("start", "end", "jitter_s") if k in options
     }
+    if every is not None and cron is not None:
+        raise InvalidInput(f"{origin}: schedule", "give one of cron=, every= or at=, not several")
     if every is not None:
         cron = f"@every {every}"
     if cron is None and at is None:
+        if extra:
+            given = ", ".join(f"{k}=" for k in extra)
+            raise InvalidInput(
+                f"{origin}: schedule", f"{given} needs a schedule (cron=, every= or at=)"
+            )
         return None
     return {"cron": cron, "at": at, "tz": tz, **extra}
 

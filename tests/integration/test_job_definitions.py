@@ -202,3 +202,25 @@ def test_the_scheduler_refuses_to_start_with_a_name_defined_twice(
     )
     assert 2 == result.exit_code, result.output
     assert "job 'same' is defined in both a.py and b.toml" in result.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "reason"),
+    [
+        ({"cron": "0 * * * *", "every": "5m"}, "give one of cron=, every= or at="),
+        ({"cron": "0 * * * *", "at": datetime(2030, 1, 1, tzinfo=UTC)}, "exactly one of"),
+        ({"start": datetime(2030, 1, 1, tzinfo=UTC)}, "start= needs a schedule"),
+        ({"jitter_s": 5}, "jitter_s= needs a schedule"),
+    ],
+)
+def test_decorator_arguments_that_would_be_dropped_are_refused(
+    declared: None, arguments: dict[str, object], reason: str
+) -> None:
+    """``every=`` beside ``cron=``, or bounds and jitter without a schedule, are refused like
+    ``cron=`` beside ``at=``, instead of one silently replacing or losing the other."""
+    with pytest.raises(InvalidInput, match=reason):
+
+        @job(name="conflicted", **arguments)  # type: ignore[arg-type]
+        def conflicted() -> None: ...
+
+    assert "conflicted" not in DECLARED
