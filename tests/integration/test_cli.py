@@ -157,3 +157,20 @@ def test_jobs_add_adds_every_job_of_a_list(tmp_path: Path, database_url: str) ->
         assert reason in refused.output
     listed = json.loads(_pacer(url, "jobs", "list", "--json"))
     assert ["first", "second"] == sorted(job["name"] for job in listed)
+
+
+def test_runs_of_a_deleted_job_are_listed_by_its_id(tmp_path: Path, database_url: str) -> None:
+    """``runs list --job`` with a deleted job's id lists its finished runs, as the API does; a
+    value that matches nothing lists nothing."""
+    url = database_url
+    spec = tmp_path / "job.toml"
+    spec.write_text(
+        'name = "gone"\naction = { kind = "python", function = "pacer.testing:noop" }\n'
+    )
+    job = json.loads(_pacer(url, "jobs", "add", str(spec), "--json"))
+    run = json.loads(_pacer(url, "jobs", "trigger", "gone", "--json"))
+    _pacer(url, "runs", "cancel", run["id"])
+    _pacer(url, "jobs", "delete", "gone")
+    runs = json.loads(_pacer(url, "runs", "list", "--job", job["id"], "--json"))
+    assert [(run["id"], "cancelled")] == [(r["id"], r["status"]) for r in runs]
+    assert [] == json.loads(_pacer(url, "runs", "list", "--job", "no-such-job", "--json"))

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from pacer.bootstrap import Container, build
 from pacer.cli.errors import invalid
 from pacer.cli.output import emit, emit_one, job_record, run_record
-from pacer.domain.errors import Conflict, InvalidInput
+from pacer.domain.errors import Conflict, InvalidInput, NotFound
 from pacer.domain.models import Job, RunStatus
 from pacer.ports import RunFilter
 from pacer.services.tasks import TaskRequest
@@ -186,7 +186,9 @@ _job_action(
 
 @runs_app.command("list")
 def runs_list(
-    job: str | None = typer.Option(None, help="Job id or name."),
+    job: str | None = typer.Option(
+        None, help="Job id or name (the id of a deleted job finds its finished runs)."
+    ),
     status: list[RunStatus] | None = typer.Option(None, help="Repeatable."),
     query_id: str | None = typer.Option(None, "--query-id"),
     since: datetime | None = typer.Option(
@@ -200,12 +202,24 @@ def runs_list(
     """The newest runs first, filtered."""
 
     async def use(c: Container) -> list[Any]:
-        job_id = (await c.jobs.get(job)).id if job else None
-        flt = RunFilter(job_id=job_id, status=status or None, query_id=query_id, since=since)
+        flt = RunFilter(
+            job_id=await _job_id(c, job), status=status or None, query_id=query_id, since=since
+        )
         return await c.store.list_runs(flt, limit)
 
     runs = _with(database_url, config, use)
     emit([run_record(r) for r in runs], RUN_COLUMNS, as_json, "runs")
+
+
+async def _job_id(c: Container, job: str | None) -> str | None:
+    """A job's id from its id or name; an unknown value is kept as an id, as the HTTP API
+    does (``api/runs.py``), since the finished runs of a deleted job keep its id."""
+    if job is None:
+        return None
+    try:
+        return (await c.jobs.get(job)).id
+    except NotFound:
+        return job
 
 
 @runs_app.command("show")
@@ -220,8 +234,6 @@ def runs_show(
     async def use(c: Container) -> Any:
         run = await c.store.get_run(run_id)
         if run is None:
-            from pacer.domain.errors import NotFound
-
             raise NotFound("run", run_id)
         return run
 
