@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from pacer.domain.errors import InvalidInput
 
@@ -89,6 +91,10 @@ class Settings(BaseSettings):
         section = dict(data.get("pacer", {}))
         if "admin_token_file" in section:
             section["admin_token_file"] = str(base / section["admin_token_file"])
+        if "jobs_dir" in section:
+            section["jobs_dir"] = str(base / section["jobs_dir"])
+        if isinstance(section.get("database_url"), str):
+            section["database_url"] = _relative_sqlite(section["database_url"], base)
         merged = {
             **section,
             **self.model_dump(exclude_unset=True),
@@ -98,8 +104,18 @@ class Settings(BaseSettings):
 
 
 def _relative_sqlite(url: str, base: Path) -> str:
-    """``sqlite:///data/x.db`` in a config file means relative to that file, not to the cwd."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/"):
-        return prefix + str((base / url[len(prefix) :]).resolve())
-    return url
+    """``sqlite:///data/x.db`` (any SQLite driver) in a config file means relative to that
+    file, not to the directory the command runs in. Values from the environment or options
+    never come through here: those are relative to where they were typed."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return url  # refused, naming the store, when it is opened
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database.startswith(":"):
+        return url
+    if Path(database).is_absolute() or database.startswith("file:"):
+        return url
+    return parsed.set(database=str((base / database).resolve())).render_as_string(
+        hide_password=False
+    )

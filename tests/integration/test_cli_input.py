@@ -11,6 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from pacer.cli import main
+from pacer.cli.commands import load_settings
 from pacer.cli.main import app
 
 runner = CliRunner()
@@ -133,3 +134,36 @@ def test_demo_init_refuses_a_pacer_store(tmp_path: Path) -> None:
     assert 2 == refused.exit_code, refused.output
     assert "not overwritten" in refused.output
     assert before == store.read_bytes()
+
+
+def test_sqlite_paths_in_the_config_file_are_relative_to_it(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative SQLite store, target or jobs folder in ``pacer.toml`` is read against the
+    file's folder, wherever the command runs; a relative URL from the environment stays
+    relative to the working folder."""
+    config = folder / "conf" / "pacer.toml"
+    config.parent.mkdir()
+    config.write_text(
+        '[pacer]\ndatabase_url = "sqlite+aiosqlite:///pacer.db"\njobs_dir = "jobs"\n'
+        '[targets]\nt = "sqlite+aiosqlite:///data/t.db"\n'
+    )
+    elsewhere = folder / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    upgraded = runner.invoke(app, ["db", "upgrade", "--config", str(config)])
+    assert 0 == upgraded.exit_code, upgraded.output
+    assert (True, False) == (
+        (folder / "conf" / "pacer.db").is_file(),
+        (elsewhere / "pacer.db").exists(),
+    )
+    settings = load_settings(None, None, config)
+    assert f"sqlite+aiosqlite:///{folder}/conf/data/t.db" == settings.targets["t"]
+    assert folder / "conf" / "jobs" == settings.jobs_dir
+    from_env = runner.invoke(
+        app,
+        ["db", "upgrade", "--config", str(config)],
+        env={"PACER_DATABASE_URL": "sqlite:///own.db"},
+    )
+    assert 0 == from_env.exit_code, from_env.output
+    assert (elsewhere / "own.db").is_file()
