@@ -32,7 +32,7 @@ from pacer.sim.scenarios import scenario
 from pacer.stores.sqlalchemy import SqlStore
 from pacer.stores.sqlalchemy.dialects import NOTIFY_CHANNEL
 from pacer.stores.sqlalchemy.events import SqlEventLog
-from pacer.stores.sqlalchemy.migrate import upgrade
+from pacer.stores.sqlalchemy.migrate import check_url, unusable, upgrade
 from pacer.stores.sqlalchemy.resources import SqlWindowStore
 from pacer.stores.sqlalchemy.results import SqlResultStore
 from pacer.stores.sqlalchemy.store import transient
@@ -113,6 +113,20 @@ async def _upgrade(url: str) -> None:
     await asyncio.to_thread(upgrade, url)
 
 
+async def migrate_store(url: str) -> None:
+    """Bring the store to the newest schema, through a short outage. A store that cannot be
+    used (``unusable``) is a ``StoreUnavailable`` naming it with its password masked, so the
+    CLI prints one line instead of a driver's traceback."""
+    check_url(url)
+    try:
+        await _upgrade(url)
+    except Exception as exc:
+        error = unusable(url, exc)
+        if error is None:
+            raise
+        raise error from exc
+
+
 async def build(
     settings: Settings, clock: Clock | None = None, *, migrate: bool = True, sync_jobs: bool = True
 ) -> Container:
@@ -122,7 +136,7 @@ async def build(
     the scheduler so that many processes starting at once do not race to create a job.
     """
     if migrate:
-        await _upgrade(settings.database_url)
+        await migrate_store(settings.database_url)
     clock = clock or SystemClock()
     store = SqlStore(settings.database_url)
     targets = Targets(settings.targets)

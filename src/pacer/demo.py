@@ -11,6 +11,9 @@ import random
 import sqlite3
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Literal
+
+from pacer.domain.errors import InvalidInput
 
 ROWS = 1_002
 LAST_DAY = date(2022, 12, 22)
@@ -40,9 +43,19 @@ def registrations(seed: int = SEED) -> list[tuple[int, str, float]]:
 
 
 def write_registrations(path: Path, seed: int = SEED) -> bool:
-    """Create the SQLite file at ``path``; False (and untouched) when it already holds the set."""
-    if path.exists() and _row_count(path) == ROWS:
+    """Create the SQLite file at ``path``; False (and untouched) when it already holds the set.
+
+    Anything else found there is refused, never overwritten: the path is a user's argument,
+    and a typo must not replace their database. Only a file holding nothing but the demo's
+    table (an older or edited copy) or an empty file is rewritten.
+    """
+    found = _found_at(path) if path.exists() else "other demo"
+    if found == "data set":
         return False
+    if found == "something else":
+        raise InvalidInput(
+            str(path), "holds something other than the demo's data set; not overwritten"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(path.suffix + ".partial")
     partial.unlink(missing_ok=True)
@@ -54,11 +67,20 @@ def write_registrations(path: Path, seed: int = SEED) -> bool:
     return True
 
 
-def _row_count(path: Path) -> int:
+def _found_at(path: Path) -> Literal["data set", "other demo", "something else"]:
+    """What an existing ``path`` holds: the data set, a copy of the demo's table with other
+    rows (or an empty file), or anything else (another database, another kind of file)."""
+    if not path.is_file():
+        return "something else"
+    if path.stat().st_size == 0:
+        return "other demo"
     try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as conn:
+        with sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True) as conn:
+            schema = conn.execute("SELECT type, name, sql FROM sqlite_master").fetchall()
+            if schema != [("table", "registration", SCHEMA)]:
+                return "something else"
             count: int = conn.execute("SELECT count(*) FROM registration").fetchone()[0]
         conn.close()
-        return count
-    except sqlite3.Error:
-        return -1
+    except sqlite3.Error:  # not an SQLite file
+        return "something else"
+    return "data set" if count == ROWS else "other demo"

@@ -13,6 +13,10 @@ from typing import Annotated, Any
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from pacer.domain.errors import InvalidInput
 
 
 class Settings(BaseSettings):
@@ -23,7 +27,7 @@ class Settings(BaseSettings):
     config_file: Path = Path("pacer.toml")
     targets: dict[str, str] = Field(default_factory=dict)
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65_535)
     concurrency: int = Field(default=50, ge=1, le=10_000)
     batch: int = Field(default=100, ge=1, le=10_000)
     lease_s: float = Field(default=30.0, gt=0)
@@ -77,13 +81,20 @@ class Settings(BaseSettings):
         """Merge ``pacer.toml`` (if present) under the environment's values."""
         if not self.config_file.is_file():
             return self
-        data: dict[str, Any] = tomllib.loads(self.config_file.read_text())
+        try:
+            data: dict[str, Any] = tomllib.loads(self.config_file.read_text())
+        except tomllib.TOMLDecodeError as exc:
+            raise InvalidInput(str(self.config_file), f"not valid TOML: {exc}") from exc
         targets = {**data.get("targets", {}), **self.targets}
         base = self.config_file.parent
         targets = {name: _relative_sqlite(url, base) for name, url in targets.items()}
         section = dict(data.get("pacer", {}))
         if "admin_token_file" in section:
             section["admin_token_file"] = str(base / section["admin_token_file"])
+        if "jobs_dir" in section:
+            section["jobs_dir"] = str(base / section["jobs_dir"])
+        if isinstance(section.get("database_url"), str):
+            section["database_url"] = _relative_sqlite(section["database_url"], base)
         merged = {
             **section,
             **self.model_dump(exclude_unset=True),
@@ -93,8 +104,18 @@ class Settings(BaseSettings):
 
 
 def _relative_sqlite(url: str, base: Path) -> str:
-    """``sqlite:///data/x.db`` in a config file means relative to that file, not to the cwd."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/"):
-        return prefix + str((base / url[len(prefix) :]).resolve())
-    return url
+    """``sqlite:///data/x.db`` (any SQLite driver) in a config file means relative to that
+    file, not to the directory the command runs in. Values from the environment or options
+    never come through here: those are relative to where they were typed."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return url  # refused, naming the store, when it is opened
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database.startswith(":"):
+        return url
+    if Path(database).is_absolute() or database.startswith("file:"):
+        return url
+    return parsed.set(database=str((base / database).resolve())).render_as_string(
+        hide_password=False
+    )

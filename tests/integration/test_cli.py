@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from pacer.cli.main import app
@@ -13,8 +14,14 @@ from pacer.cli.main import app
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _no_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test runs in a folder without a ``pacer.toml`` (the default, optional config)."""
+    monkeypatch.chdir(tmp_path)
+
+
 def _pacer(url: str, *args: str) -> str:
-    result = runner.invoke(app, [*args, "--database-url", url, "--config", "/nonexistent.toml"])
+    result = runner.invoke(app, [*args, "--database-url", url])
     assert 0 == result.exit_code, result.output
     return result.output
 
@@ -55,15 +62,11 @@ def test_tasks_add_and_bad_input(database_url: str) -> None:
             '{"kind": "http", "url": "ftp://x"}',
             "--database-url",
             url,
-            "--config",
-            "/x.toml",
         ],
     )
     assert 2 == bad.exit_code
     assert "action.url" in bad.output
-    missing = runner.invoke(
-        app, ["runs", "show", "nope", "--database-url", url, "--config", "/x.toml"]
-    )
+    missing = runner.invoke(app, ["runs", "show", "nope", "--database-url", url])
     assert (2, True) == (missing.exit_code, "not found" in missing.output)
 
 
@@ -79,9 +82,7 @@ def test_tokens_create_list_revoke(tmp_path: Path, database_url: str) -> None:
     assert [("ci", "write")] == [(t["name"], t["scope"]) for t in json.loads(listed)]
     revoked = json.loads(_pacer(url, "tokens", "revoke", created["id"], "--json"))
     assert revoked["revoked_at"] is not None
-    plain = runner.invoke(
-        app, ["tokens", "create", "--scope", "read", "--database-url", url, "--config", "/x.toml"]
-    )
+    plain = runner.invoke(app, ["tokens", "create", "--scope", "read", "--database-url", url])
     assert plain.stdout.strip().startswith("pacer_")
 
 
@@ -108,11 +109,68 @@ def test_tokens_create_with_an_expiry(database_url: str) -> None:
                 bad,
                 "--database-url",
                 url,
-                "--config",
-                "/x.toml",
             ],
         )
         assert 2 == refused.exit_code, refused.output
         assert "--expires-in" in refused.output
     listed = json.loads(_pacer(url, "tokens", "list", "--json"))
     assert [created["id"]] == [t["id"] for t in listed]
+
+
+def test_times_carry_their_zone(database_url: str) -> None:
+    """A ``--due`` or ``--since`` without a zone is refused naming the option (as the HTTP API
+    refuses it); with one it is honoured, and tables print times in UTC, saying so."""
+    url = database_url
+    action = json.dumps({"kind": "python", "function": "pacer.testing:noop"})
+    for option, args in (("--due", ("tasks", "add", action)), ("--since", ("runs", "list"))):
+        naive = runner.invoke(app, [*args, option, "2030-01-01T09:00:00", "--database-url", url])
+        assert 2 == naive.exit_code, naive.output
+        assert "has no time zone" in naive.output
+    task = json.loads(
+        _pacer(url, "tasks", "add", action, "--due", "2030-01-01T10:00:00+01:00", "--json")
+    )
+    assert datetime(2030, 1, 1, 9, tzinfo=UTC) == datetime.fromisoformat(task["scheduled_at"])
+    shown = _pacer(url, "runs", "show", task["id"])
+    assert "2030-01-01 09:00:00 UTC" in shown
+    since = datetime(2030, 1, 1, tzinfo=UTC).isoformat()
+    assert [] == json.loads(_pacer(url, "runs", "list", "--since", since, "--json"))
+
+
+def test_jobs_add_adds_every_job_of_a_list(tmp_path: Path, database_url: str) -> None:
+    """A ``[[jobs]]`` file adds each of its jobs (``--json`` lists them); an empty list, or a
+    name already taken by any of them, is refused and nothing is added."""
+    url = database_url
+    action = 'action = { kind = "python", function = "pacer.testing:noop" }\n'
+    jobs = tmp_path / "jobs.toml"
+    jobs.write_text(f'[[jobs]]\nname = "first"\n{action}\n[[jobs]]\nname = "second"\n{action}')
+    added = json.loads(_pacer(url, "jobs", "add", str(jobs), "--json"))
+    assert ["first", "second"] == [job["name"] for job in added]
+    listed = json.loads(_pacer(url, "jobs", "list", "--json"))
+    assert ["first", "second"] == sorted(job["name"] for job in listed)
+    again = tmp_path / "again.toml"
+    again.write_text(f'[[jobs]]\nname = "third"\n{action}\n[[jobs]]\nname = "first"\n{action}')
+    empty = tmp_path / "empty.toml"
+    empty.write_text("jobs = []\n")
+    for file, reason in ((again, "'first' already exists"), (empty, "holds no jobs")):
+        refused = runner.invoke(app, ["jobs", "add", str(file), "--database-url", url])
+        assert 2 == refused.exit_code, refused.output
+        assert reason in refused.output
+    listed = json.loads(_pacer(url, "jobs", "list", "--json"))
+    assert ["first", "second"] == sorted(job["name"] for job in listed)
+
+
+def test_runs_of_a_deleted_job_are_listed_by_its_id(tmp_path: Path, database_url: str) -> None:
+    """``runs list --job`` with a deleted job's id lists its finished runs, as the API does; a
+    value that matches nothing lists nothing."""
+    url = database_url
+    spec = tmp_path / "job.toml"
+    spec.write_text(
+        'name = "gone"\naction = { kind = "python", function = "pacer.testing:noop" }\n'
+    )
+    job = json.loads(_pacer(url, "jobs", "add", str(spec), "--json"))
+    run = json.loads(_pacer(url, "jobs", "trigger", "gone", "--json"))
+    _pacer(url, "runs", "cancel", run["id"])
+    _pacer(url, "jobs", "delete", "gone")
+    runs = json.loads(_pacer(url, "runs", "list", "--job", job["id"], "--json"))
+    assert [(run["id"], "cancelled")] == [(r["id"], r["status"]) for r in runs]
+    assert [] == json.loads(_pacer(url, "runs", "list", "--job", "no-such-job", "--json"))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
 from pacer.bootstrap import Container, build
+from pacer.cli.main import app
 from pacer.definitions import DECLARED, job, load_jobs_dir
 from pacer.domain.errors import InvalidInput
 from pacer.domain.models import JobSpec
@@ -159,3 +162,76 @@ async def test_pause_resume_and_trigger(container: Container) -> None:
     assert stored is not None
     assert (created.id, None) == (stored.job_id, stored.fire_time)
     assert not paused.spec.enabled
+
+
+@pytest.fixture
+def declared() -> Iterator[None]:
+    """Jobs declared by a test's modules are forgotten after it (``build`` adds every one)."""
+    before = dict(DECLARED)
+    yield
+    DECLARED.clear()
+    DECLARED.update(before)
+
+
+PY_JOB = 'import pacer\n\n\n@pacer.job(every="5m")\ndef same() -> None: ...\n'
+TOML_SAME = GOOD.replace('name = "good"', 'name = "same"')
+YAML_SAME = "  - name: same\n    action: {kind: python, function: 'pacer.testing:noop'}\n"
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        (
+            {"a.py": PY_JOB, "b.py": PY_JOB},
+            "b.py: name: job 'same' is defined in both a.py and b.py",
+        ),
+        ({"a.py": PY_JOB, "c.toml": TOML_SAME}, "in both a.py and c.toml"),
+        ({"d.yaml": f"jobs:\n{YAML_SAME}{YAML_SAME}"}, "job 'same' is defined twice in d.yaml"),
+    ],
+)
+def test_a_name_defined_twice_is_refused(
+    tmp_path: Path, declared: None, files: dict[str, str], message: str
+) -> None:
+    """Two definitions of one job name (two modules, a module and a file, or one file) are
+    refused naming where; neither is silently dropped."""
+    for name, text in files.items():
+        _write(tmp_path, name, text)
+    with pytest.raises(InvalidInput) as caught:
+        load_jobs_dir(tmp_path)
+    assert message in str(caught.value)
+
+
+def test_the_scheduler_refuses_to_start_with_a_name_defined_twice(
+    tmp_path: Path, declared: None, sqlite_url: str
+) -> None:
+    """``pacer scheduler`` (and ``up``) stop at start with an error line naming both files."""
+    jobs = tmp_path / "jobs"
+    _write(jobs, "a.py", PY_JOB)
+    _write(jobs, "b.toml", TOML_SAME)
+    result = CliRunner().invoke(
+        app, ["scheduler", "--jobs-dir", str(jobs), "--database-url", sqlite_url]
+    )
+    assert 2 == result.exit_code, result.output
+    assert "job 'same' is defined in both a.py and b.toml" in result.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "reason"),
+    [
+        ({"cron": "0 * * * *", "every": "5m"}, "give one of cron=, every= or at="),
+        ({"cron": "0 * * * *", "at": datetime(2030, 1, 1, tzinfo=UTC)}, "exactly one of"),
+        ({"start": datetime(2030, 1, 1, tzinfo=UTC)}, "start= needs a schedule"),
+        ({"jitter_s": 5}, "jitter_s= needs a schedule"),
+    ],
+)
+def test_decorator_arguments_that_would_be_dropped_are_refused(
+    declared: None, arguments: dict[str, object], reason: str
+) -> None:
+    """``every=`` beside ``cron=``, or bounds and jitter without a schedule, are refused like
+    ``cron=`` beside ``at=``, instead of one silently replacing or losing the other."""
+    with pytest.raises(InvalidInput, match=reason):
+
+        @job(name="conflicted", **arguments)  # type: ignore[arg-type]
+        def conflicted() -> None: ...
+
+    assert "conflicted" not in DECLARED

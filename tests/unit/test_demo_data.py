@@ -6,7 +6,10 @@ import sqlite3
 from datetime import date
 from pathlib import Path
 
+import pytest
+
 from pacer.demo import LAST_DAY, ROWS, registrations, write_registrations
+from pacer.domain.errors import InvalidInput
 
 
 def test_same_seed_same_rows_and_the_stated_shape() -> None:
@@ -32,3 +35,32 @@ def test_file_is_written_once_with_the_schema(tmp_path: Path) -> None:
     conn.close()
     assert [("id", "INTEGER", 0), ("timestamp", "TEXT", 1), ("weight", "REAL", 1)] == columns
     assert ROWS == count
+
+
+def _sqlite_with(path: Path, statement: str) -> None:
+    with sqlite3.connect(path) as conn:
+        conn.execute(statement)
+    conn.close()
+
+
+def test_anything_else_at_the_path_is_refused_and_left_alone(tmp_path: Path) -> None:
+    """Another SQLite database, a file of another kind, or the demo's table beside other
+    tables is refused, byte for byte untouched; a copy of the demo's table alone, with other
+    rows, is rewritten."""
+    other_db = tmp_path / "other.db"
+    _sqlite_with(other_db, "CREATE TABLE customers (id INTEGER)")
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database")
+    mixed = tmp_path / "mixed.db"
+    write_registrations(mixed)
+    _sqlite_with(mixed, "CREATE TABLE extra (id INTEGER)")
+    for path in (other_db, text, mixed, tmp_path):
+        before = path.read_bytes() if path.is_file() else None
+        with pytest.raises(InvalidInput, match="not overwritten"):
+            write_registrations(path)
+        assert before == (path.read_bytes() if path.is_file() else None)
+    stale = tmp_path / "stale.db"
+    write_registrations(stale)
+    _sqlite_with(stale, "DELETE FROM registration WHERE id > 10")
+    assert write_registrations(stale) is True
+    assert write_registrations(stale) is False

@@ -13,9 +13,10 @@ import typer
 from pydantic import ValidationError
 
 from pacer.bootstrap import Container, build
+from pacer.cli.errors import invalid
 from pacer.cli.output import emit, emit_one, job_record, run_record
-from pacer.domain.errors import PacerError
-from pacer.domain.models import JobSpec, RunStatus
+from pacer.domain.errors import Conflict, InvalidInput, NotFound
+from pacer.domain.models import Job, RunStatus
 from pacer.ports import RunFilter
 from pacer.services.tasks import TaskRequest
 from pacer.settings import Settings
@@ -31,8 +32,27 @@ tasks_app = typer.Typer(help="One-off tasks.", no_args_is_help=True)
 DatabaseUrl = typer.Option(
     None, "--database-url", envvar="PACER_DATABASE_URL", help="SQLAlchemy URL of the store."
 )
-Config = typer.Option(Path("pacer.toml"), "--config", help="Configuration file (targets).")
+Config = typer.Option(
+    None,
+    "--config",
+    help="Configuration file (targets, defaults); without it, pacer.toml here if there is one.",
+)
 Json = typer.Option(False, "--json", help="Print JSON instead of a table.")
+
+
+def _zoned(param: typer.CallbackParam, value: datetime | None) -> datetime | None:
+    """Times given to the CLI carry their zone, as the HTTP API requires: a naive time would
+    be read in some zone the user did not name (this machine's, or the server's)."""
+    if value is not None and value.tzinfo is None:
+        raise typer.BadParameter(
+            f"{value.isoformat()} has no time zone: add Z for UTC or an offset such as +01:00",
+            param_hint=param.opts[0],
+        )
+    return value
+
+
+ZONED = "With its zone: 2030-01-01T09:00:00Z or 2030-01-01T10:00:00+01:00."
+JOB_COLUMNS = ["name", "enabled", "action", "schedule", "next_run", "id"]
 RUN_COLUMNS = [
     "id",
     "job_id",
@@ -45,38 +65,56 @@ RUN_COLUMNS = [
 ]
 
 
-def _with(database_url: str | None, config: Path, use: Callable[[Container], Awaitable[T]]) -> T:
-    settings = Settings(config_file=config)
+def load_settings(
+    database_url: str | None, jobs_dir: Path | None, config: Path | None, **extra: Any
+) -> Settings:
+    """Options over ``PACER_*`` variables over the configuration file. A ``--config`` that is
+    not there is a mistake; the default ``pacer.toml`` is optional."""
+    if config is not None and not config.is_file():
+        raise InvalidInput("--config", f"{config} is not a file")
+    overrides: dict[str, Any] = {k: v for k, v in extra.items() if v is not None}
+    if config is not None:
+        overrides["config_file"] = config
     if database_url:
-        settings = settings.model_copy(update={"database_url": database_url})
+        overrides["database_url"] = database_url
+    if jobs_dir:
+        overrides["jobs_dir"] = jobs_dir
+    try:
+        return Settings(**overrides).with_file()
+    except ValidationError as exc:
+        raise invalid(exc) from None
+
+
+def _with(
+    database_url: str | None, config: Path | None, use: Callable[[Container], Awaitable[T]]
+) -> T:
+    settings = load_settings(database_url, None, config)
 
     async def go() -> T:
-        container = await build(settings.with_file(), sync_jobs=False)
+        container = await build(settings, sync_jobs=False)
         try:
             return await use(container)
         finally:
             await container.aclose()
 
-    try:
-        return asyncio.run(go())
-    except PacerError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    return asyncio.run(go())
 
 
 @jobs_app.command("list")
 def jobs_list(
-    database_url: str | None = DatabaseUrl, config: Path = Config, as_json: bool = Json
+    database_url: str | None = DatabaseUrl, config: Path | None = Config, as_json: bool = Json
 ) -> None:
     """All jobs with their schedule and next run."""
     jobs = _with(database_url, config, lambda c: c.store.list_jobs())
-    columns = ["name", "enabled", "action", "schedule", "next_run", "id"]
-    emit([job_record(j) for j in jobs], columns, as_json, "jobs")
+    emit([job_record(j) for j in jobs], JOB_COLUMNS, as_json, "jobs")
 
 
 @jobs_app.command("show")
 def jobs_show(
-    job: str, database_url: str | None = DatabaseUrl, config: Path = Config, as_json: bool = Json
+    job: str,
+    database_url: str | None = DatabaseUrl,
+    config: Path | None = Config,
+    as_json: bool = Json,
 ) -> None:
     """One job (by id or name), with its full spec."""
     found = _with(database_url, config, lambda c: c.jobs.get(job))
@@ -85,28 +123,43 @@ def jobs_show(
 
 @jobs_app.command("add")
 def jobs_add(
-    file: Path, database_url: str | None = DatabaseUrl, config: Path = Config, as_json: bool = Json
+    file: Path,
+    database_url: str | None = DatabaseUrl,
+    config: Path | None = Config,
+    as_json: bool = Json,
 ) -> None:
-    """Add a job from a JSON, TOML or YAML file holding one job spec."""
-    from pacer.definitions import _read_declarations
+    """Add the jobs of a JSON, TOML or YAML file: one job spec, or a ``jobs`` list.
 
-    try:
-        raw = (
-            json.loads(file.read_text()) if file.suffix == ".json" else _read_declarations(file)[0]
-        )
-        spec = JobSpec.model_validate(raw)
-    except (ValidationError, ValueError, PacerError) as exc:
-        typer.echo(f"error: {file}: {exc}", err=True)
-        raise typer.Exit(2) from exc
-    created = _with(database_url, config, lambda c: c.jobs.create(spec, source="cli"))
-    emit_one(job_record(created), as_json)
+    Every job is checked (spec, action, name not taken) before any is written.
+    """
+    from pacer.definitions import declarations, holds_list, read_data, refuse_duplicates, validate
+
+    data = read_data(file)
+    raw = declarations(data, file.name)
+    if not raw:
+        raise InvalidInput(file.name, "holds no jobs (an empty 'jobs' list)")
+    specs = refuse_duplicates([(validate(item, file.name), file.name) for item in raw])
+
+    async def add(c: Container) -> list[Job]:
+        taken = {job.name for job in await c.store.list_jobs()}
+        for spec in specs:
+            c.jobs.validate(spec)
+            if spec.name in taken:
+                raise Conflict("name", f"a job named {spec.name!r} already exists")
+        return [await c.jobs.create(spec, source="cli") for spec in specs]
+
+    created = _with(database_url, config, add)
+    if not holds_list(data):
+        emit_one(job_record(created[0]), as_json)
+    else:
+        emit([job_record(job) for job in created], JOB_COLUMNS, as_json, "jobs added")
 
 
 def _job_action(name: str, doc: str, call: Callable[[Container, str], Awaitable[Any]]) -> None:
     def command(
         job: str,
         database_url: str | None = DatabaseUrl,
-        config: Path = Config,
+        config: Path | None = Config,
         as_json: bool = Json,
     ) -> None:
         result = _with(database_url, config, lambda c: call(c, job))
@@ -133,37 +186,54 @@ _job_action(
 
 @runs_app.command("list")
 def runs_list(
-    job: str | None = typer.Option(None, help="Job id or name."),
+    job: str | None = typer.Option(
+        None, help="Job id or name (the id of a deleted job finds its finished runs)."
+    ),
     status: list[RunStatus] | None = typer.Option(None, help="Repeatable."),
     query_id: str | None = typer.Option(None, "--query-id"),
-    since: datetime | None = typer.Option(None),
+    since: datetime | None = typer.Option(
+        None, callback=_zoned, help=f"Runs created at or after this time. {ZONED}"
+    ),
     limit: int = typer.Option(50, min=1, max=10_000),
     database_url: str | None = DatabaseUrl,
-    config: Path = Config,
+    config: Path | None = Config,
     as_json: bool = Json,
 ) -> None:
     """The newest runs first, filtered."""
 
     async def use(c: Container) -> list[Any]:
-        job_id = (await c.jobs.get(job)).id if job else None
-        flt = RunFilter(job_id=job_id, status=status or None, query_id=query_id, since=since)
+        flt = RunFilter(
+            job_id=await _job_id(c, job), status=status or None, query_id=query_id, since=since
+        )
         return await c.store.list_runs(flt, limit)
 
     runs = _with(database_url, config, use)
     emit([run_record(r) for r in runs], RUN_COLUMNS, as_json, "runs")
 
 
+async def _job_id(c: Container, job: str | None) -> str | None:
+    """A job's id from its id or name; an unknown value is kept as an id, as the HTTP API
+    does (``api/runs.py``), since the finished runs of a deleted job keep its id."""
+    if job is None:
+        return None
+    try:
+        return (await c.jobs.get(job)).id
+    except NotFound:
+        return job
+
+
 @runs_app.command("show")
 def runs_show(
-    run_id: str, database_url: str | None = DatabaseUrl, config: Path = Config, as_json: bool = Json
+    run_id: str,
+    database_url: str | None = DatabaseUrl,
+    config: Path | None = Config,
+    as_json: bool = Json,
 ) -> None:
     """One run with its result and error."""
 
     async def use(c: Container) -> Any:
         run = await c.store.get_run(run_id)
         if run is None:
-            from pacer.domain.errors import NotFound
-
             raise NotFound("run", run_id)
         return run
 
@@ -172,7 +242,10 @@ def runs_show(
 
 @runs_app.command("retry")
 def runs_retry(
-    run_id: str, database_url: str | None = DatabaseUrl, config: Path = Config, as_json: bool = Json
+    run_id: str,
+    database_url: str | None = DatabaseUrl,
+    config: Path | None = Config,
+    as_json: bool = Json,
 ) -> None:
     """Queue a finished run again, with a fresh allowance of attempts."""
     emit_one(
@@ -183,7 +256,10 @@ def runs_retry(
 
 @runs_app.command("cancel")
 def runs_cancel(
-    run_id: str, database_url: str | None = DatabaseUrl, config: Path = Config, as_json: bool = Json
+    run_id: str,
+    database_url: str | None = DatabaseUrl,
+    config: Path | None = Config,
+    as_json: bool = Json,
 ) -> None:
     """Cancel a queued or running run."""
     emit_one(
@@ -199,18 +275,21 @@ def tasks_add(
     action: str = typer.Argument(
         ..., help='The action as JSON, e.g. \'{"kind": "http", "url": "…"}\''
     ),
-    due: datetime | None = typer.Option(None, help="When to run (default: now)."),
+    due: datetime | None = typer.Option(
+        None, callback=_zoned, help=f"When to run (default: now). {ZONED}"
+    ),
     idempotency_key: str | None = typer.Option(None, "--idempotency-key"),
     database_url: str | None = DatabaseUrl,
-    config: Path = Config,
+    config: Path | None = Config,
     as_json: bool = Json,
 ) -> None:
     """Queue a one-off task."""
     try:
         spec = json.loads(action)
     except ValueError as exc:
-        typer.echo(f"error: action: not valid JSON: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise InvalidInput("action", f"not valid JSON: {exc}") from exc
+    if not isinstance(spec, dict):
+        raise InvalidInput("action", 'expected a JSON object such as {"kind": "http", …}')
     request = TaskRequest(action=spec, due_at=due, idempotency_key=idempotency_key)
     run, _ = _with(database_url, config, lambda c: c.tasks.submit(request))
     emit_one(run_record(run), as_json)

@@ -11,14 +11,17 @@ from typing import Any
 import typer
 
 from pacer.cli import processes
-from pacer.cli.commands import jobs_app, runs_app, tasks_app
+from pacer.cli.commands import Config, jobs_app, load_settings, runs_app, tasks_app
+from pacer.cli.errors import PacerGroup
 from pacer.cli.monitor import monitor_app
 from pacer.cli.tokens import tokens_app
-from pacer.domain.errors import PacerError
 from pacer.settings import Settings
+from pacer.stores.sqlalchemy.dialects import masked_url
 
 app = typer.Typer(
-    help="Pacer: a durable scheduler and executor for database work.", no_args_is_help=True
+    cls=PacerGroup,
+    help="Pacer: a durable scheduler and executor for database work.",
+    no_args_is_help=True,
 )
 db_app = typer.Typer(help="The store's schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
@@ -34,23 +37,13 @@ DatabaseUrl = typer.Option(
     None, "--database-url", envvar="PACER_DATABASE_URL", help="SQLAlchemy URL of the store."
 )
 JobsDir = typer.Option(None, "--jobs-dir", help="Folder of job definitions (*.py, *.toml, *.yaml).")
-Config = typer.Option(
-    Path("pacer.toml"), "--config", help="Configuration file (targets, defaults)."
-)
 
 
 def settings_from(
-    database_url: str | None, jobs_dir: Path | None, config: Path, **extra: Any
+    database_url: str | None, jobs_dir: Path | None, config: Path | None, **extra: Any
 ) -> Settings:
-    overrides: dict[str, Any] = {
-        "config_file": config,
-        **{k: v for k, v in extra.items() if v is not None},
-    }
-    if database_url:
-        overrides["database_url"] = database_url
-    if jobs_dir:
-        overrides["jobs_dir"] = jobs_dir
-    settings = Settings(**overrides).with_file()
+    """A long-running role's settings (``load_settings``), with logging set up by them."""
+    settings = load_settings(database_url, jobs_dir, config, **extra)
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -58,18 +51,14 @@ def settings_from(
 
 
 def _run(settings: Settings, roles: list[processes.Role], *, sync_jobs: bool) -> None:
-    try:
-        asyncio.run(processes.run_roles(settings, roles, sync_jobs=sync_jobs))
-    except PacerError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+    asyncio.run(processes.run_roles(settings, roles, sync_jobs=sync_jobs))
 
 
 @app.command()
 def up(
     database_url: str | None = DatabaseUrl,
     jobs_dir: Path | None = JobsDir,
-    config: Path = Config,
+    config: Path | None = Config,
     host: str | None = typer.Option(None, help="Address of the HTTP API."),
     port: int | None = typer.Option(None, help="Port of the HTTP API."),
     concurrency: int | None = typer.Option(None, help="Runs executed at once."),
@@ -82,7 +71,8 @@ def up(
         database_url, jobs_dir, config, host=host, port=port, concurrency=concurrency
     )
     typer.echo(
-        f"pacer up: store {settings.database_url}, API http://{settings.host}:{settings.port}"
+        f"pacer up: store {masked_url(settings.database_url)}, "
+        f"API http://{settings.host}:{settings.port}"
     )
     _run(settings, processes.PACED if pace else processes.ALL_IN_ONE, sync_jobs=True)
 
@@ -91,7 +81,7 @@ def up(
 def worker(
     database_url: str | None = DatabaseUrl,
     jobs_dir: Path | None = JobsDir,
-    config: Path = Config,
+    config: Path | None = Config,
     concurrency: int | None = typer.Option(None, help="Runs executed at once."),
     batch: int | None = typer.Option(None, help="Runs claimed per round trip."),
 ) -> None:
@@ -102,7 +92,9 @@ def worker(
 
 @app.command()
 def scheduler(
-    database_url: str | None = DatabaseUrl, jobs_dir: Path | None = JobsDir, config: Path = Config
+    database_url: str | None = DatabaseUrl,
+    jobs_dir: Path | None = JobsDir,
+    config: Path | None = Config,
 ) -> None:
     """Turn schedule fires into runs (any number may run at once)."""
     settings = settings_from(database_url, jobs_dir, config)
@@ -110,12 +102,12 @@ def scheduler(
 
 
 @db_app.command("upgrade")
-def db_upgrade(database_url: str | None = DatabaseUrl, config: Path = Config) -> None:
+def db_upgrade(database_url: str | None = DatabaseUrl, config: Path | None = Config) -> None:
     """Apply the migrations (also done at every start)."""
-    from pacer.stores.sqlalchemy.migrate import upgrade
+    from pacer.bootstrap import migrate_store
 
     settings = settings_from(database_url, None, config)
-    upgrade(settings.database_url)
+    asyncio.run(migrate_store(settings.database_url))
     typer.echo("schema is up to date")
 
 
@@ -123,7 +115,11 @@ def db_upgrade(database_url: str | None = DatabaseUrl, config: Path = Config) ->
 def demo_init(
     path: Path = typer.Argument(Path("data/registrations.db"), help="SQLite file to write."),
 ) -> None:
-    """Write the registration data set (1,002 rows up to 2022-12-22) unless it is there."""
+    """Write the registration data set (1,002 rows up to 2022-12-22) unless it is there.
+
+    Any other file at PATH (another database, a Pacer store, a file of another kind) is left
+    alone and the command fails.
+    """
     from pacer.demo import ROWS, write_registrations
 
     written = write_registrations(path)

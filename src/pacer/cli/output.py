@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, is_dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import typer
@@ -63,11 +63,19 @@ def _cell(value: Any, width: int = 60) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return _time(value)
     if isinstance(value, float):
         return f"{value:.2f}"  # tables are for people; --json keeps full precision
     text = value if isinstance(value, str) else json.dumps(value, default=_jsonable)
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _time(value: datetime) -> str:
+    """Tables show every time in UTC and say so; a time without a zone is shown as it is,
+    since converting it would guess one."""
+    if value.tzinfo is None:
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _jsonable(value: Any) -> Any:

@@ -61,11 +61,24 @@ async def _serve(container: Container, stop: asyncio.Event) -> None:
     server = _Server(config)
     serving = asyncio.create_task(server.serve())
     sampling = asyncio.create_task(container.resources.run(stop))
-    await stop.wait()
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait({serving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    if not stop.is_set():
+        # The server ended on its own (an error while binding, or a return): without this the
+        # process ran on as a scheduler and worker with no API, and never exited.
+        stopping.cancel()
+        sampling.cancel()
+        await asyncio.gather(stopping, sampling, return_exceptions=True)
+        serving.result()
+        raise ApiStopped("the HTTP API stopped on its own")
     await sampling
     container.events.close()
     server.should_exit = True
     await serving
+
+
+class ApiStopped(RuntimeError):
+    """The HTTP API's server returned while the process was meant to run."""
 
 
 async def _schedule(container: Container, stop: asyncio.Event) -> None:

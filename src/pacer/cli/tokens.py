@@ -32,7 +32,7 @@ def tokens_create(
         None, help="Refuse it after this long, like 90d or 12h (units d, h, m, s); default never."
     ),
     database_url: str | None = DatabaseUrl,
-    config: Path = Config,
+    config: Path | None = Config,
     as_json: bool = Json,
 ) -> None:
     """Create a token and print its secret: it is stored hashed and cannot be shown again."""
@@ -60,7 +60,7 @@ def tokens_create(
 
 @tokens_app.command("list")
 def tokens_list(
-    database_url: str | None = DatabaseUrl, config: Path = Config, as_json: bool = Json
+    database_url: str | None = DatabaseUrl, config: Path | None = Config, as_json: bool = Json
 ) -> None:
     """Every token (never the secrets), oldest first."""
     tokens = _with(database_url, config, lambda c: c.tokens.list())
@@ -74,7 +74,7 @@ def tokens_list(
 def tokens_revoke(
     token_id: str,
     database_url: str | None = DatabaseUrl,
-    config: Path = Config,
+    config: Path | None = Config,
     as_json: bool = Json,
 ) -> None:
     """Revoke a token at once; requests carrying it get 401 from then on."""

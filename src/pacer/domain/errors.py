@@ -38,6 +38,15 @@ class Conflict(PacerError):
         self.reason = reason
 
 
+class StoreUnavailable(PacerError):
+    """The store cannot be used at all: a URL that does not parse, a database that cannot be
+    reached or opened, or a schema this code does not know. A user's fix, not a bug."""
+
+    def __init__(self, shown_url: str, reason: str) -> None:
+        super().__init__(f"store {shown_url}: {reason}")
+        self.reason = reason
+
+
 class Unauthorized(PacerError):
     """No credentials, or credentials that match no live token."""
 

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from pacer.stores.sqlalchemy.tables import runs
@@ -45,6 +45,15 @@ def normalize_url(url: str) -> str:
     elif parsed.drivername == "sqlite":
         parsed = parsed.set(drivername="sqlite+aiosqlite")
     return parsed.render_as_string(hide_password=False)
+
+
+def masked_url(url: str) -> str:
+    """``url`` fit to print or log: its password shown as ``***``. A string that does not
+    parse as a URL is not echoed at all, since where a password sits in it cannot be known."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
+        return "(not a database URL)"
 
 
 def sync_url(url: str) -> str:
