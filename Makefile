@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: up test test-slow lint bench-throughput bench-api-list bench-capture bench-pacing bench-estimation bench-peers bench-peers-durable bench-compare clean
+.PHONY: up test test-slow lint bench-throughput bench-api-list bench-capture bench-pacing bench-estimation bench-up-pace bench-peers bench-peers-durable bench-compare clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,9 @@ bench-pacing: $(VENV)/.installed-test
 
 bench-estimation: $(VENV)/.installed-test
 	$(BIN)/python bench/estimation.py
+
+bench-up-pace: $(VENV)/.installed-test
+	$(BIN)/python bench/up_pace.py $(ARGS)
 
 ## Before and after: bench/throughput.py on BASE (a git revision) and on the work tree, interleaved.
 BASE ?= HEAD
