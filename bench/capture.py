@@ -252,8 +252,16 @@ async def pacer_up(url: str, token: str, workdir: Path) -> AsyncIterator[str]:
         "PACER_CONFIG_FILE": str(workdir / "absent.toml"),
         "PACER_LOG_LEVEL": "WARNING",
     }
-    log = workdir / f"pacer-{port}.log"
-    process = spawn([sys.executable, "-m", "pacer.cli", "up", "--port", str(port)], env, log)
+    async with running_up(port, env, workdir / f"pacer-{port}.log") as base:
+        yield base
+
+
+@contextlib.asynccontextmanager
+async def running_up(port: int, env: dict[str, str], log: Path, *args: str) -> AsyncIterator[str]:
+    """``pacer up --port PORT ARGS`` with ``env``; yields its base URL once ``/healthz``
+    answers, and stops it with SIGTERM."""
+    command = [sys.executable, "-m", "pacer.cli", "up", "--port", str(port), *args]
+    process = spawn(command, env, log)
     base = f"http://127.0.0.1:{port}"
     try:
         async with httpx.AsyncClient(base_url=base) as probe:

@@ -33,7 +33,6 @@ import contextlib
 import json
 import os
 import random
-import signal
 import sqlite3
 import sys
 import tempfile
@@ -46,7 +45,7 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from capture import free_port, percentile, spawn
+from capture import free_port, percentile, running_up
 from machine import describe, write_section
 
 TOKEN = "bench-up-pace-admin-token"
@@ -92,22 +91,8 @@ async def pacer_up(workdir: Path, adhoc_delay_ms: float) -> Any:
         "PACER_PACE_MAX_DELAY_S": "20",
         "PACER_ADHOC_DELAY_MS": str(adhoc_delay_ms),
     }
-    command = [sys.executable, "-m", "pacer.cli", "up", "--port", str(port), "--pace"]
-    process = spawn(command, env, workdir / "up.log")
-    base = f"http://127.0.0.1:{port}"
-    try:
-        async with httpx.AsyncClient(base_url=base) as probe:
-            for _ in range(300):
-                with contextlib.suppress(httpx.TransportError):
-                    if (await probe.get("/healthz")).status_code == 200:
-                        break
-                if process.poll() is not None:
-                    raise RuntimeError(f"pacer up exited: {(workdir / 'up.log').read_text()}")
-                await asyncio.sleep(0.1)
+    async with running_up(port, env, workdir / "up.log", "--pace") as base:
         yield base
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=60)
 
 
 async def post_traffic(

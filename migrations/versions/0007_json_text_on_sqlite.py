@@ -26,20 +26,16 @@ COLUMNS = (("pacer_runs", "result", True), ("pacer_results", "body", False))
 
 
 def upgrade() -> None:
-    if op.get_bind().dialect.name != "sqlite":
-        return
-    for table, column, nullable in COLUMNS:
-        with op.batch_alter_table(table, recreate="always") as batch:
-            batch.alter_column(
-                column, type_=sa.Text(), existing_type=sa.JSON(), existing_nullable=nullable
-            )
+    _retype(sa.Text(), sa.JSON())
 
 
 def downgrade() -> None:
+    _retype(sa.JSON(), sa.Text())
+
+
+def _retype(to: sa.types.TypeEngine[object], was: sa.types.TypeEngine[object]) -> None:
     if op.get_bind().dialect.name != "sqlite":
         return
     for table, column, nullable in COLUMNS:
         with op.batch_alter_table(table, recreate="always") as batch:
-            batch.alter_column(
-                column, type_=sa.JSON(), existing_type=sa.Text(), existing_nullable=nullable
-            )
+            batch.alter_column(column, type_=to, existing_type=was, existing_nullable=nullable)
