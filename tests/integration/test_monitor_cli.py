@@ -99,6 +99,15 @@ def test_a_malformed_per_query_maximum_is_a_usage_error(tmp_path: Path, value: s
     assert 2 == result.exit_code
 
 
+@pytest.mark.parametrize("url", ["notaurl", "ftp://host/x", "http://", "127.0.0.1:8000"])
+def test_a_url_that_cannot_answer_is_a_usage_error(tmp_path: Path, url: str) -> None:
+    """Refused at once, where it was retried for ever as a transient error."""
+    args = ["run", "--url", url, "--token", "t", "--db", str(tmp_path / "m.db")]
+    result = runner.invoke(monitor_app, args)
+    assert 2 == result.exit_code
+    assert "--url" in result.output
+
+
 def test_pacer_up_reads_per_query_maximum_delays_from_the_environment(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

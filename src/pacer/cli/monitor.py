@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import typer
 
@@ -96,6 +97,12 @@ def run(
     also pace the queued executions; needs a write-scope token)."""
     if transport not in ("auto", "stream", "poll"):
         raise typer.BadParameter("must be auto, stream or poll", param_hint="--transport")
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        # Refused now: a URL that can never answer was retried for ever as a transient error.
+        raise typer.BadParameter(
+            "must be an http:// or https:// URL with a host", param_hint="--url"
+        )
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
