@@ -174,3 +174,23 @@ def test_runs_of_a_deleted_job_are_listed_by_its_id(tmp_path: Path, database_url
     runs = json.loads(_pacer(url, "runs", "list", "--job", job["id"], "--json"))
     assert [(run["id"], "cancelled")] == [(r["id"], r["status"]) for r in runs]
     assert [] == json.loads(_pacer(url, "runs", "list", "--job", "no-such-job", "--json"))
+
+
+def test_tables_show_short_run_ids_that_commands_take(database_url: str) -> None:
+    """A table shows a run id's first characters, whole (rich used to cut the full id with an
+    ellipsis on a narrow terminal), and show, cancel and retry take any prefix naming one
+    run; one naming several is refused, and ``%`` is a character, not a wildcard."""
+    action = json.dumps({"kind": "http", "url": "http://127.0.0.1:9/hook"})
+    first = json.loads(_pacer(database_url, "tasks", "add", action, "--json"))["id"]
+    json.loads(_pacer(database_url, "tasks", "add", action, "--json"))
+    assert first[:8] in _pacer(database_url, "runs", "list")
+    shown = json.loads(_pacer(database_url, "runs", "show", first[:8], "--json"))
+    assert first == shown["id"]
+    cancelled = json.loads(_pacer(database_url, "runs", "cancel", first[:8], "--json"))
+    assert (first, "cancelled") == (cancelled["id"], cancelled["status"])
+    retried = json.loads(_pacer(database_url, "runs", "retry", first[:8], "--json"))
+    assert (first, "queued") == (retried["id"], retried["status"])
+    for prefix, error in (("", "more than one run"), ("%", "not found")):
+        result = runner.invoke(app, ["runs", "show", prefix, "--database-url", database_url])
+        assert 2 == result.exit_code
+        assert error in result.output

@@ -208,7 +208,39 @@ def runs_list(
         return await c.store.list_runs(flt, limit)
 
     runs = _with(database_url, config, use)
-    emit([run_record(r) for r in runs], RUN_COLUMNS, as_json, "runs")
+    records = [run_record(r) for r in runs]
+    if not as_json:
+        records = [{**r, "id": r["id"][:SHORT_ID], "job_id": _short(r["job_id"])} for r in records]
+    emit(records, RUN_COLUMNS, as_json, "runs")
+
+
+#: Characters of a run id a table shows: enough to tell runs apart, and ``runs show`` (retry,
+#: cancel) takes any unambiguous prefix, as git and docker do with theirs. A table of whole
+#: ids did not fit a terminal, and rich shortened them with an ellipsis (``ee5f37…``), which
+#: could not be pasted anywhere.
+SHORT_ID = 8
+#: A whole id's length (a UUID's text).
+ID_LENGTH = 36
+RunId = typer.Argument(..., help="A run id, or enough of its start to name one run.")
+
+
+def _short(value: str | None) -> str | None:
+    return None if value is None else value[:SHORT_ID]
+
+
+async def _run_id(c: Container, given: str) -> str:
+    """A run's id from its id or an unambiguous prefix of it."""
+    if len(given) >= ID_LENGTH:
+        return given
+    found = await c.store.run_ids_starting(given, 3)
+    if not found:
+        raise NotFound("run", given)
+    if len(found) > 1:
+        some = ", ".join(found[:2]) + (", …" if len(found) > 2 else "")
+        raise InvalidInput(
+            "run", f"{given!r} starts more than one run id ({some}); give more of it"
+        )
+    return found[0]
 
 
 async def _job_id(c: Container, job: str | None) -> str | None:
@@ -224,7 +256,7 @@ async def _job_id(c: Container, job: str | None) -> str | None:
 
 @runs_app.command("show")
 def runs_show(
-    run_id: str,
+    run_id: str = RunId,
     database_url: str | None = DatabaseUrl,
     config: Path | None = Config,
     as_json: bool = Json,
@@ -232,7 +264,8 @@ def runs_show(
     """One run with its result and error."""
 
     async def use(c: Container) -> Any:
-        run = await c.store.get_run(run_id)
+        found = await _run_id(c, run_id)
+        run = await c.store.get_run(found)
         if run is None:
             raise NotFound("run", run_id)
         return run
@@ -242,32 +275,32 @@ def runs_show(
 
 @runs_app.command("retry")
 def runs_retry(
-    run_id: str,
+    run_id: str = RunId,
     database_url: str | None = DatabaseUrl,
     config: Path | None = Config,
     as_json: bool = Json,
 ) -> None:
     """Queue a finished run again, with a fresh allowance of attempts."""
-    emit_one(
-        run_record(_with(database_url, config, lambda c: c.store.retry_run(run_id, c.clock.now()))),
-        as_json,
-    )
+
+    async def use(c: Container) -> Any:
+        return await c.store.retry_run(await _run_id(c, run_id), c.clock.now())
+
+    emit_one(run_record(_with(database_url, config, use)), as_json)
 
 
 @runs_app.command("cancel")
 def runs_cancel(
-    run_id: str,
+    run_id: str = RunId,
     database_url: str | None = DatabaseUrl,
     config: Path | None = Config,
     as_json: bool = Json,
 ) -> None:
     """Cancel a queued or running run."""
-    emit_one(
-        run_record(
-            _with(database_url, config, lambda c: c.store.cancel_run(run_id, c.clock.now()))
-        ),
-        as_json,
-    )
+
+    async def use(c: Container) -> Any:
+        return await c.store.cancel_run(await _run_id(c, run_id), c.clock.now())
+
+    emit_one(run_record(_with(database_url, config, use)), as_json)
 
 
 @tasks_app.command("add")

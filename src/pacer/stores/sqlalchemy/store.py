@@ -555,6 +555,20 @@ class SqlStore:
             return to_run(row) if row else None
 
     @transient
+    async def run_ids_starting(self, prefix: str, limit: int) -> list[str]:
+        """Ids of runs that begin with ``prefix`` (the CLI's short ids), at most ``limit``.
+        A ``LIKE`` with the prefix escaped; without a text-pattern index PostgreSQL scans
+        for it, which a person typing a command can afford."""
+        query = (
+            select(runs.c.id)
+            .where(runs.c.id.startswith(prefix, autoescape=True))
+            .order_by(runs.c.id)
+            .limit(limit)
+        )
+        async with self.reads.connect() as conn:
+            return [row[0] for row in await conn.execute(query)]
+
+    @transient
     async def list_runs(
         self, flt: RunFilter, limit: int, after: tuple[datetime, str] | None = None
     ) -> list[Run]:
