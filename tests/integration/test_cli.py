@@ -194,3 +194,43 @@ def test_tables_show_short_run_ids_that_commands_take(database_url: str) -> None
         result = runner.invoke(app, ["runs", "show", prefix, "--database-url", database_url])
         assert 2 == result.exit_code
         assert error in result.output
+
+
+def test_tasks_add_takes_what_the_api_takes(database_url: str) -> None:
+    """Parameters, retry policy, timeout and priority, checked by the API's own rules; a
+    value out of range is refused with the field named and nothing queued."""
+    action = json.dumps({"kind": "http", "url": "http://127.0.0.1:9/hook"})
+    options = ["--parameters", '{"region": "eu"}', "--retry", '{"max_attempts": 5}']
+    options += ["--timeout", "12.5", "--priority", "7"]
+    task = json.loads(_pacer(database_url, "tasks", "add", action, *options, "--json"))
+    assert ({"region": "eu"}, 5, 12.5, 7) == (
+        task["parameters"],
+        task["retry"]["max_attempts"],
+        task["timeout_s"],
+        task["priority"],
+    )
+    for option, value, field in (
+        ("--priority", "5000", "priority"),
+        ("--timeout", "0", "timeout_s"),
+        ("--retry", '{"max_attempts": 0}', "retry.max_attempts"),
+        ("--parameters", "[1]", "--parameters"),
+        ("--due", "9999-12-31T23:59:59-05:00", "--due"),
+    ):
+        result = runner.invoke(
+            app, ["tasks", "add", action, option, value, "--database-url", database_url]
+        )
+        assert 2 == result.exit_code, result.output
+        assert field in result.output
+    assert 1 == len(json.loads(_pacer(database_url, "runs", "list", "--json")))
+
+
+def test_runs_list_until(database_url: str) -> None:
+    action = json.dumps({"kind": "http", "url": "http://127.0.0.1:9/hook"})
+    task = json.loads(_pacer(database_url, "tasks", "add", action, "--json"))
+    before = json.loads(
+        _pacer(database_url, "runs", "list", "--until", "2020-01-01T00:00:00Z", "--json")
+    )
+    after = json.loads(
+        _pacer(database_url, "runs", "list", "--until", "2999-01-01T00:00:00Z", "--json")
+    )
+    assert ([], [task["id"]]) == (before, [run["id"] for run in after])

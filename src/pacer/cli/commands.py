@@ -12,11 +12,13 @@ from typing import Any, TypeVar
 import typer
 from pydantic import ValidationError
 
+from pacer.api.schemas import TaskIn
 from pacer.bootstrap import Container, build
 from pacer.cli.errors import invalid
 from pacer.cli.output import emit, emit_one, job_record, run_record
 from pacer.domain.errors import Conflict, InvalidInput, NotFound
 from pacer.domain.models import Job, RunStatus
+from pacer.domain.moments import in_range
 from pacer.ports import RunFilter
 from pacer.services.tasks import TaskRequest
 from pacer.settings import Settings
@@ -48,6 +50,11 @@ def _zoned(param: typer.CallbackParam, value: datetime | None) -> datetime | Non
             f"{value.isoformat()} has no time zone: add Z for UTC or an offset such as +01:00",
             param_hint=param.opts[0],
         )
+    if value is not None:
+        try:
+            in_range(value)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint=param.opts[0]) from None
     return value
 
 
@@ -194,6 +201,9 @@ def runs_list(
     since: datetime | None = typer.Option(
         None, callback=_zoned, help=f"Runs created at or after this time. {ZONED}"
     ),
+    until: datetime | None = typer.Option(
+        None, callback=_zoned, help=f"Runs created before this time. {ZONED}"
+    ),
     limit: int = typer.Option(50, min=1, max=10_000),
     database_url: str | None = DatabaseUrl,
     config: Path | None = Config,
@@ -203,7 +213,11 @@ def runs_list(
 
     async def use(c: Container) -> list[Any]:
         flt = RunFilter(
-            job_id=await _job_id(c, job), status=status or None, query_id=query_id, since=since
+            job_id=await _job_id(c, job),
+            status=status or None,
+            query_id=query_id,
+            since=since,
+            until=until,
         )
         return await c.store.list_runs(flt, limit)
 
@@ -303,6 +317,16 @@ def runs_cancel(
     emit_one(run_record(_with(database_url, config, use)), as_json)
 
 
+def _json_object(text: str, name: str, example: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidInput(name, f"not valid JSON: {exc}") from exc
+    if not isinstance(value, dict):
+        raise InvalidInput(name, f"expected a JSON object such as {example}")
+    return value
+
+
 @tasks_app.command("add")
 def tasks_add(
     action: str = typer.Argument(
@@ -312,17 +336,43 @@ def tasks_add(
         None, callback=_zoned, help=f"When to run (default: now). {ZONED}"
     ),
     idempotency_key: str | None = typer.Option(None, "--idempotency-key"),
+    parameters: str | None = typer.Option(
+        None, help='The run\'s parameters as a JSON object, e.g. \'{"region": "eu"}\'.'
+    ),
+    retry: str | None = typer.Option(
+        None, help='The retry policy as JSON, e.g. \'{"max_attempts": 5, "backoff_s": 1}\'.'
+    ),
+    timeout: float | None = typer.Option(None, help="Seconds one attempt may take (300)."),
+    priority: int | None = typer.Option(None, help="-1000 to 1000, higher first (0)."),
     database_url: str | None = DatabaseUrl,
     config: Path | None = Config,
     as_json: bool = Json,
 ) -> None:
-    """Queue a one-off task."""
+    """Queue a one-off task: the same request as ``POST /api/v1/tasks``, checked by the same
+    rules."""
+    given: dict[str, Any] = {"action": _json_object(action, "action", '{"kind": "http", …}')}
+    if due is not None:
+        given["due_at"] = due
+    if parameters is not None:
+        given["parameters"] = _json_object(parameters, "--parameters", '{"region": "eu"}')
+    if retry is not None:
+        given["retry"] = _json_object(retry, "--retry", '{"max_attempts": 5}')
+    if timeout is not None:
+        given["timeout_s"] = timeout
+    if priority is not None:
+        given["priority"] = priority
     try:
-        spec = json.loads(action)
-    except ValueError as exc:
-        raise InvalidInput("action", f"not valid JSON: {exc}") from exc
-    if not isinstance(spec, dict):
-        raise InvalidInput("action", 'expected a JSON object such as {"kind": "http", …}')
-    request = TaskRequest(action=spec, due_at=due, idempotency_key=idempotency_key)
+        task = TaskIn.model_validate(given)
+    except ValidationError as exc:
+        raise invalid(exc) from None
+    request = TaskRequest(
+        action=task.action.model_dump(mode="json"),
+        due_at=task.due_at,
+        parameters=task.parameters,
+        retry=task.retry,
+        timeout_s=task.timeout_s,
+        priority=task.priority,
+        idempotency_key=idempotency_key,
+    )
     run, _ = _with(database_url, config, lambda c: c.tasks.submit(request))
     emit_one(run_record(run), as_json)
