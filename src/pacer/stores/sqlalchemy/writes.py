@@ -52,8 +52,8 @@ class WriteGate:
             asyncio.AbstractEventLoop, asyncio.Task[object]
         ] = weakref.WeakKeyDictionary()
 
-    @asynccontextmanager
-    async def held(self) -> AsyncIterator[None]:
+    async def acquire(self) -> None:
+        """Wait for this writer's turn (in arrival order); ``release`` ends it."""
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
         if task is not None and self._holders.get(loop) is task:
@@ -62,13 +62,21 @@ class WriteGate:
         lock = self._locks.setdefault(loop, asyncio.Lock())
         async with asyncio.timeout(self._wait_s):
             await lock.acquire()
+        if task is not None:
+            self._holders[loop] = task
+
+    def release(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._holders.pop(loop, None)
+        self._locks[loop].release()
+
+    @asynccontextmanager
+    async def held(self) -> AsyncIterator[None]:
+        await self.acquire()
         try:
-            if task is not None:
-                self._holders[loop] = task
             yield
         finally:
-            self._holders.pop(loop, None)
-            lock.release()
+            self.release()
 
 
 _GATES: weakref.WeakKeyDictionary[object, WriteGate] = weakref.WeakKeyDictionary()
@@ -90,6 +98,19 @@ async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     # The turn first, then a connection: a writer waiting for its turn holds none, so a queue
     # of writers cannot empty the pool under the readers (who never wait for the writer),
     # and the turn is taken in arrival order even when some connections take longer to
-    # open than others (the pool's overflow).
-    async with gate.held(), engine.connect() as conn, conn.begin():
-        yield conn
+    # open than others (the pool's overflow). The turn ends at the commit, before the
+    # connection goes back to the pool: its reset there is another trip to the database
+    # thread, which the next writer need not wait for.
+    await gate.acquire()
+    turn = True
+    try:
+        async with engine.connect() as conn:
+            try:
+                async with conn.begin():
+                    yield conn
+            finally:
+                turn = False
+                gate.release()
+    finally:
+        if turn:
+            gate.release()
