@@ -28,8 +28,8 @@ test: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/pytest -m "not slow and not restarts_postgres" -n 2 --dist loadfile
-	$(BIN)/pytest -m restarts_postgres
+	$(BIN)/pytest -m "not slow and not restarts_postgres and not alone" -n 2 --dist loadfile
+	$(BIN)/pytest -m "restarts_postgres or alone"
 
 test-slow: $(VENV)/.installed-test
 	scripts/ensure-postgres.sh

@@ -10,6 +10,7 @@ import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 from simtraffic import TARGET, ExecutionLog, Traffic, averages, epoch, sim_server, windows
 from test_capture import _until
 
@@ -18,6 +19,10 @@ WARM_UP = (4.0, {"orders": 3.0, "search": 1.5})
 SURGE = (4.0, {"orders": 12.0, "search": 12.0})
 
 
+# Alone: the windows are real time and the server's CPU is what the pacer races; a second
+# test on the other of the machine's two cores made the surge's writes queue past the
+# 500 ms the pacer is given (it failed two full suites in a row, and passed alone).
+@pytest.mark.alone
 def test_pacer_up_pace_delays_the_surge_and_loses_nothing(tmp_path: Path) -> None:
     """The embedded pacer posts delays, every delayed execution runs no earlier than its new
     time and succeeds, and the windows while the surge's work was spread out average no more
