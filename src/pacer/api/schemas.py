@@ -20,6 +20,7 @@ from pacer.domain.models import (
 )
 from pacer.domain.moments import accepted
 from pacer.domain.schedules import ScheduleSpec
+from pacer.services.tasks import TaskRequest
 
 #: An instant taken from a client: aware, and inside the range Pacer accepts.
 Moment = Annotated[AwareDatetime, AfterValidator(accepted)]
@@ -129,6 +130,18 @@ class TaskIn(BaseModel):
     retry: RetryPolicy | None = None
     timeout_s: float = Field(default=300.0, gt=0, le=7 * 86_400)
     priority: int = Field(default=0, ge=-1000, le=1000)
+
+    def request(self, idempotency_key: str | None) -> TaskRequest:
+        """The service's request for this task (the API and ``pacer tasks add`` alike)."""
+        return TaskRequest(
+            action=self.action.model_dump(mode="json"),
+            due_at=self.due_at,
+            parameters=self.parameters,
+            retry=self.retry,
+            timeout_s=self.timeout_s,
+            priority=self.priority,
+            idempotency_key=idempotency_key,
+        )
 
 
 class TaskCreated(BaseModel):

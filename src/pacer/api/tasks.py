@@ -11,7 +11,6 @@ from pacer.api.auth import WRITE, Principal, require_admin_for
 from pacer.api.pagination import DEFAULT_LIMIT, Cursor, Limit, Page, decode_time_key
 from pacer.api.runs import page_of
 from pacer.api.schemas import RunOut, TaskCreated, TaskIn
-from pacer.services.tasks import TaskRequest
 
 router = APIRouter(prefix="/tasks", tags=["tasks"])
 Services = Annotated[ApiServices, Depends(services)]
@@ -41,15 +40,7 @@ async def create_task(
     """Queue one run of an action, now or at ``due_at``; answers at once. A raw ``sql``
     action needs an admin token."""
     require_admin_for(caller, api.actions, body.action)
-    request = TaskRequest(
-        action=body.action.model_dump(mode="json"),
-        due_at=body.due_at,
-        parameters=body.parameters,
-        retry=body.retry,
-        timeout_s=body.timeout_s,
-        priority=body.priority,
-        idempotency_key=idempotency_key,
-    )
+    request = body.request(idempotency_key)
     run, created = await api.tasks.submit(request)
     location = f"/api/v1/tasks/{run.id}"
     response.headers["Location"] = location

@@ -20,7 +20,6 @@ from pacer.domain.errors import Conflict, InvalidInput, NotFound
 from pacer.domain.models import Job, RunStatus
 from pacer.domain.moments import in_range
 from pacer.ports import RunFilter
-from pacer.services.tasks import TaskRequest
 from pacer.settings import Settings
 
 T = TypeVar("T")
@@ -365,14 +364,6 @@ def tasks_add(
         task = TaskIn.model_validate(given)
     except ValidationError as exc:
         raise invalid(exc) from None
-    request = TaskRequest(
-        action=task.action.model_dump(mode="json"),
-        due_at=task.due_at,
-        parameters=task.parameters,
-        retry=task.retry,
-        timeout_s=task.timeout_s,
-        priority=task.priority,
-        idempotency_key=idempotency_key,
-    )
+    request = task.request(idempotency_key)
     run, _ = _with(database_url, config, lambda c: c.tasks.submit(request))
     emit_one(run_record(run), as_json)
