@@ -56,6 +56,10 @@ class _TooLarge(Exception):
     pass
 
 
+class _Disconnected(Exception):
+    pass
+
+
 class RequestGuard:
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
         self.app, self.limit = app, limit
@@ -73,6 +77,8 @@ class RequestGuard:
                 body = await self._body(receive)
             except _TooLarge:
                 refusal = self._too_large(scope)
+            except _Disconnected:
+                return  # the client left mid-body: a partial body must not reach a route
         if refusal is None:
             refusal = self._check_json(scope, body)
         if refusal is not None:
@@ -97,8 +103,8 @@ class RequestGuard:
         received = 0
         while True:
             message = await receive()
-            if message["type"] != "http.request":  # the client left: nothing to check
-                return b"".join(chunks)
+            if message["type"] != "http.request":
+                raise _Disconnected
             chunk = message.get("body", b"")
             received += len(chunk)
             if received > self.limit:
@@ -179,12 +185,12 @@ def _problems(value: Any, where: tuple[str, ...]) -> Iterator[tuple[tuple[str, .
     if isinstance(value, _NotFinite):
         yield where, f"{value.text} is not a finite number"
     elif isinstance(value, str):
-        reason = _bad_text(value)
+        reason = text_problem(value)
         if reason is not None:
             yield where, reason
     elif isinstance(value, dict):
         for key, item in value.items():
-            reason = _bad_text(key)
+            reason = text_problem(key)
             if reason is not None:
                 yield (*where, _printable(key)), f"the key {reason}"
             yield from _problems(item, (*where, _printable(key)))
@@ -193,7 +199,8 @@ def _problems(value: Any, where: tuple[str, ...]) -> Iterator[tuple[tuple[str, .
             yield from _problems(item, (*where, str(index)))
 
 
-def _bad_text(text: str) -> str | None:
+def text_problem(text: str) -> str | None:
+    """Why the stores cannot hold ``text`` (a NUL, a lone surrogate), or None."""
     if "\x00" in text:
         return "contains a NUL character"
     try:

@@ -17,6 +17,7 @@ from typing import Annotated, Generic, TypeVar
 from fastapi import Query
 from pydantic import BaseModel
 
+from pacer.api.guards import text_problem
 from pacer.domain.errors import InvalidInput
 from pacer.domain.moments import in_range
 
@@ -57,13 +58,7 @@ def decode(cursor: str, size: int) -> list[str]:
 def _plain_text(key: object) -> bool:
     """A key this API could have issued: text the stores can compare (no NUL, which
     PostgreSQL refuses as a 500, nor a lone surrogate)."""
-    if not isinstance(key, str) or "\x00" in key:
-        return False
-    try:
-        key.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    return isinstance(key, str) and text_problem(key) is None
 
 
 def encode_time_key(at: datetime, key: str) -> str:

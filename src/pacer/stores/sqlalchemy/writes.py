@@ -70,14 +70,6 @@ class WriteGate:
         self._holders.pop(loop, None)
         self._locks[loop].release()
 
-    @asynccontextmanager
-    async def held(self) -> AsyncIterator[None]:
-        await self.acquire()
-        try:
-            yield
-        finally:
-            self.release()
-
 
 _GATES: weakref.WeakKeyDictionary[object, WriteGate] = weakref.WeakKeyDictionary()
 
