@@ -110,6 +110,10 @@ class RunStore(Protocol):
         self, spec: JobSpec, source: str, next_fire_at: datetime | None, now: datetime
     ) -> Job: ...
 
+    async def create_jobs(
+        self, planned: Sequence[tuple[JobSpec, datetime | None]], source: str, now: datetime
+    ) -> list[Job]: ...
+
     async def update_job(
         self, job_id: str, spec: JobSpec, next_fire_at: datetime | None, now: datetime
     ) -> Job: ...

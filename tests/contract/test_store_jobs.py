@@ -58,3 +58,25 @@ async def test_update_of_an_unknown_id_is_not_found(store: SqlStore) -> None:
     with pytest.raises(NotFound):
         await store.update_job(new_id(), _spec("existing"), None, T0)
     assert ["existing"] == [job.name for job in await store.list_jobs()]
+
+
+async def test_create_jobs_writes_all_or_none(store: SqlStore) -> None:
+    """Creating several jobs is one transaction: the second's name taken is a ``Conflict``
+    naming it, and the first is not created either."""
+    theirs = await store.create_job(_spec("second"), "api", None, T0)
+    with pytest.raises(Conflict) as refused:
+        await store.create_jobs([(_spec("first"), None), (_spec("second"), T0)], "cli", T0)
+    assert ("name", "a job named 'second' already exists") == (
+        refused.value.field,
+        refused.value.reason,
+    )
+    assert [theirs] == await store.list_jobs()
+
+
+async def test_create_jobs_returns_them_in_order(store: SqlStore) -> None:
+    """The created jobs come back in the order given, with their source and next fire."""
+    created = await store.create_jobs([(_spec("b"), T0), (_spec("a"), None)], "cli", T0)
+    assert [("b", "cli", T0), ("a", "cli", None)] == [
+        (job.name, job.source, job.next_fire_at) for job in created
+    ]
+    assert sorted(created, key=lambda job: job.name) == await store.list_jobs()

@@ -10,6 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from pacer.cli.main import app
+from pacer.domain.models import Job
+from pacer.stores.sqlalchemy import SqlStore
 
 runner = CliRunner()
 
@@ -157,6 +159,31 @@ def test_jobs_add_adds_every_job_of_a_list(tmp_path: Path, database_url: str) ->
         assert reason in refused.output
     listed = json.loads(_pacer(url, "jobs", "list", "--json"))
     assert ["first", "second"] == sorted(job["name"] for job in listed)
+
+
+def test_jobs_add_writes_all_of_a_file_or_none(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``jobs add`` writes a file's jobs in one transaction: a name found taken only when the
+    second job is written (another client took it after any check) adds neither job."""
+    url = database_url
+    action = 'action = { kind = "python", function = "pacer.testing:noop" }\n'
+    taken = tmp_path / "taken.toml"
+    taken.write_text(f'name = "second"\n{action}')
+    _pacer(url, "jobs", "add", str(taken))
+    both = tmp_path / "both.toml"
+    both.write_text(f'[[jobs]]\nname = "first"\n{action}\n[[jobs]]\nname = "second"\n{action}')
+
+    async def no_jobs(self: SqlStore) -> list[Job]:
+        return []
+
+    with monkeypatch.context() as patched:
+        patched.setattr(SqlStore, "list_jobs", no_jobs)  # every name looks free until written
+        refused = runner.invoke(app, ["jobs", "add", str(both), "--database-url", url])
+    assert 2 == refused.exit_code, refused.output
+    assert "a job named 'second' already exists" in refused.output
+    listed = json.loads(_pacer(url, "jobs", "list", "--json"))
+    assert ["second"] == [job["name"] for job in listed]
 
 
 def test_runs_of_a_deleted_job_are_listed_by_its_id(tmp_path: Path, database_url: str) -> None:

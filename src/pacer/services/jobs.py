@@ -7,7 +7,7 @@ anything is written, so a refused job leaves nothing behind.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pacer.domain.errors import Conflict, NotFound
 from pacer.domain.models import Job, JobSpec, Run, looks_like_id
@@ -39,12 +39,18 @@ class JobService:
             check_not_stale(spec.schedule, self.clock.now(), MAX_ONE_OFF_AGE)
 
     async def create(self, spec: JobSpec, source: str = "api") -> Job:
-        self.validate(spec)
+        return (await self.create_all([spec], source))[0]
+
+    async def create_all(self, specs: Sequence[JobSpec], source: str) -> list[Job]:
+        """Create jobs in one transaction, after validating every one: a name found taken
+        when they are written (by one of them or by any other job) creates none."""
+        for spec in specs:
+            self.validate(spec)
         now = self.clock.now()
-        next_fire = first_fire(spec.schedule, now) if spec.schedule else None
-        job = await self.store.create_job(spec, source, next_fire, now)
+        planned = [(spec, _first_fire(spec, now)) for spec in specs]
+        jobs = await self.store.create_jobs(planned, source, now)
         self.on_change()
-        return job
+        return jobs
 
     async def sync(self, specs: Sequence[JobSpec], source: str) -> list[Job]:
         """Write jobs defined in code or files. All are validated before any is written.
@@ -135,3 +141,7 @@ class JobService:
         run = run_for_job(job, now, now, query_id)
         await self.store.enqueue([run])
         return run
+
+
+def _first_fire(spec: JobSpec, now: datetime) -> datetime | None:
+    return first_fire(spec.schedule, now) if spec.schedule else None

@@ -186,24 +186,27 @@ class SqlStore:
         self, spec: JobSpec, source: str, next_fire_at: datetime | None, now: datetime
     ) -> Job:
         """Create a job; a duplicate name is a ``Conflict``, never an overwrite."""
-        try:
-            async with writing(self.engine) as conn:
-                job_id = new_id()
-                await conn.execute(
-                    jobs.insert().values(
-                        id=job_id,
-                        name=spec.name,
-                        spec=spec.model_dump(mode="json", exclude={"enabled"}),
-                        source=source,
-                        enabled=spec.enabled,
-                        next_fire_at=_utc_or_none(next_fire_at),
-                        created_at=utc(now),
-                        updated_at=utc(now),
+        return (await self.create_jobs([(spec, next_fire_at)], source, now))[0]
+
+    async def create_jobs(
+        self, planned: Sequence[tuple[JobSpec, datetime | None]], source: str, now: datetime
+    ) -> list[Job]:
+        """Create jobs in one transaction: a name already taken is a ``Conflict`` naming it,
+        and then none of them is created. Not retried on a lost connection: a retry after a
+        commit whose answer was lost would find its own jobs and call them a conflict."""
+        ids = [new_id() for _ in planned]
+        async with writing(self.engine) as conn:
+            for job_id, (spec, next_fire_at) in zip(ids, planned, strict=True):
+                values = _job_values(spec, source, next_fire_at, now)
+                try:
+                    await conn.execute(
+                        jobs.insert().values(id=job_id, created_at=utc(now), **values)
                     )
-                )
-                return await self._job(conn, job_id)
-        except IntegrityError as exc:
-            raise Conflict("name", f"a job named {spec.name!r} already exists") from exc
+                except IntegrityError as exc:
+                    raise Conflict("name", f"a job named {spec.name!r} already exists") from exc
+            rows = (await conn.execute(select(jobs).where(jobs.c.id.in_(ids)))).mappings()
+            created = {row["id"]: to_job(row) for row in rows}
+        return [created[job_id] for job_id in ids]
 
     async def _job(self, conn: AsyncConnection, job_id: str) -> Job:
         row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).mappings().first()
@@ -712,6 +715,20 @@ class SqlStore:
         async with writing(self.engine) as conn:
             for table in (runs, jobs, events, consumers, event_prunes):
                 await conn.execute(delete(table))
+
+
+def _job_values(
+    spec: JobSpec, source: str, next_fire_at: datetime | None, now: datetime
+) -> dict[str, Any]:
+    """A job's columns from its spec (``enabled`` has a column of its own)."""
+    return {
+        "name": spec.name,
+        "spec": spec.model_dump(mode="json", exclude={"enabled"}),
+        "source": source,
+        "enabled": spec.enabled,
+        "next_fire_at": _utc_or_none(next_fire_at),
+        "updated_at": utc(now),
+    }
 
 
 def _claim_statement() -> Any:
