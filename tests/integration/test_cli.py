@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,9 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from pacer.bootstrap import build
 from pacer.cli.main import app
 from pacer.domain.models import Job
 from pacer.stores.sqlalchemy import SqlStore
+from support import fast_settings
 
 runner = CliRunner()
 
@@ -39,7 +42,8 @@ def test_jobs_add_list_pause_trigger_and_runs(tmp_path: Path, database_url: str)
     assert "cli-job" in _pacer(url, "jobs", "add", str(spec))
     listed = json.loads(_pacer(url, "jobs", "list", "--json"))
     assert ["cli-job"] == [job["name"] for job in listed]
-    assert json.loads(_pacer(url, "jobs", "pause", "cli-job", "--json"))["enabled"] is False
+    paused = json.loads(_pacer(url, "jobs", "pause", "cli-job", "--json"))
+    assert (False, None) == (paused["enabled"], paused["next_run"])  # as the API: none if paused
     triggered = json.loads(_pacer(url, "jobs", "trigger", "cli-job", "--json"))
     runs = json.loads(_pacer(url, "runs", "list", "--job", "cli-job", "--json"))
     assert [triggered["id"]] == [run["id"] for run in runs]
@@ -184,6 +188,30 @@ def test_jobs_add_writes_all_of_a_file_or_none(
     assert "a job named 'second' already exists" in refused.output
     listed = json.loads(_pacer(url, "jobs", "list", "--json"))
     assert ["second"] == [job["name"] for job in listed]
+
+
+def test_jobs_list_shows_a_job_removed_from_the_jobs_folder(
+    tmp_path: Path, database_url: str
+) -> None:
+    """``jobs list`` shows when a job left the jobs folder (``removed_at``), disabled and
+    without a next run, in ``--json`` and in the table."""
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    (folder / "gone.toml").write_text(
+        'name = "gone"\nschedule = { cron = "@every 1h" }\n'
+        'action = { kind = "python", function = "pacer.testing:noop" }\n'
+    )
+
+    async def start() -> None:
+        await (await build(fast_settings(database_url, jobs_dir=folder))).aclose()
+
+    asyncio.run(start())
+    (folder / "gone.toml").unlink()
+    asyncio.run(start())
+    (listed,) = json.loads(_pacer(database_url, "jobs", "list", "--json"))
+    assert (False, None) == (listed["enabled"], listed["next_run"])
+    assert datetime.fromisoformat(listed["removed_at"]).tzinfo is not None
+    assert "removed_at" in _pacer(database_url, "jobs", "list")
 
 
 def test_runs_of_a_deleted_job_are_listed_by_its_id(tmp_path: Path, database_url: str) -> None:

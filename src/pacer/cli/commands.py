@@ -58,7 +58,7 @@ def _zoned(param: typer.CallbackParam, value: datetime | None) -> datetime | Non
 
 
 ZONED = "With its zone: 2030-01-01T09:00:00Z or 2030-01-01T10:00:00+01:00."
-JOB_COLUMNS = ["name", "enabled", "action", "schedule", "next_run", "id"]
+JOB_COLUMNS = ["name", "enabled", "removed_at", "action", "schedule", "next_run", "id"]
 RUN_COLUMNS = [
     "id",
     "job_id",
