@@ -130,7 +130,8 @@ async def migrate_store(url: str) -> None:
 async def build(
     settings: Settings, clock: Clock | None = None, *, migrate: bool = True, sync_jobs: bool = True
 ) -> Container:
-    """Migrate the store, load job definitions, and (scheduler roles) write them to the store.
+    """Migrate the store, load job definitions, and (scheduler roles) write them to the store,
+    stopping the jobs that left the jobs folder.
 
     Workers load the definitions too, for the python functions, but leave the writing to
     the scheduler so that many processes starting at once do not race to create a job.
@@ -180,7 +181,10 @@ async def build(
     store.on_enqueued.append(container.wakeup.notify)
     try:
         if sync_jobs:  # server roles; one-shot CLI commands leave definitions and tokens be
-            await jobs.sync(specs, source=DEFINITIONS)
+            # Only a start that read a jobs folder stops the folder's jobs missing from it: one
+            # without has nothing to compare with (say, a scheduler started without
+            # --jobs-dir beside others started with it).
+            await jobs.sync(specs, DEFINITIONS, stop_missing=settings.jobs_dir is not None)
             await _first_tokens(settings, tokens)
     except BaseException:
         await container.aclose()

@@ -23,6 +23,7 @@ __all__ = [
     "Clock",
     "Completion",
     "EventLog",
+    "JobWrites",
     "ReceivedResult",
     "ResultStore",
     "RunContext",
@@ -85,6 +86,20 @@ class RunFilter:
     adhoc_only: bool = False
 
 
+@dataclass(frozen=True)
+class JobWrites:
+    """What a sync of the jobs folder writes, planned from the jobs read in its transaction.
+
+    ``create`` inserts a job unless its name is taken by then; ``update`` replaces the spec
+    (``enabled`` included) and the next fire of the job with that id and clears its
+    ``removed_at``; ``stop`` disables the jobs with those ids and sets their ``removed_at``.
+    """
+
+    create: Sequence[tuple[JobSpec, datetime | None]] = ()
+    update: Sequence[tuple[str, JobSpec, datetime | None]] = ()
+    stop: Sequence[str] = ()
+
+
 class ActionCatalog(Protocol):
     """The registered actions, by kind: validates specs and executes them."""
 
@@ -102,13 +117,21 @@ class RunStore(Protocol):
 
     on_enqueued: list[Callable[[datetime], None]]
 
-    async def upsert_job(
-        self, spec: JobSpec, source: str, next_fire_at: datetime | None, now: datetime
-    ) -> Job: ...
+    async def sync_jobs(
+        self,
+        names: Sequence[str],
+        source: str,
+        plan: Callable[[Sequence[Job]], JobWrites],
+        now: datetime,
+    ) -> list[Job]: ...
 
     async def create_job(
         self, spec: JobSpec, source: str, next_fire_at: datetime | None, now: datetime
     ) -> Job: ...
+
+    async def create_jobs(
+        self, planned: Sequence[tuple[JobSpec, datetime | None]], source: str, now: datetime
+    ) -> list[Job]: ...
 
     async def update_job(
         self, job_id: str, spec: JobSpec, next_fire_at: datetime | None, now: datetime

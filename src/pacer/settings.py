@@ -89,10 +89,9 @@ class Settings(BaseSettings):
         base = self.config_file.parent
         targets = {name: _relative_sqlite(url, base) for name, url in targets.items()}
         section = dict(data.get("pacer", {}))
-        if "admin_token_file" in section:
-            section["admin_token_file"] = str(base / section["admin_token_file"])
-        if "jobs_dir" in section:
-            section["jobs_dir"] = str(base / section["jobs_dir"])
+        for path in ("admin_token_file", "jobs_dir", "pace_db"):
+            if isinstance(section.get(path), str):  # anything else is refused, naming it
+                section[path] = str(base / section[path])
         if isinstance(section.get("database_url"), str):
             section["database_url"] = _relative_sqlite(section["database_url"], base)
         merged = {

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from pacer.domain.errors import Conflict, NotFound
-from pacer.domain.models import JobSpec, new_id
+from pacer.domain.models import Job, JobSpec, new_id
+from pacer.ports import JobWrites
 from pacer.stores.sqlalchemy import SqlStore
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -58,3 +60,80 @@ async def test_update_of_an_unknown_id_is_not_found(store: SqlStore) -> None:
     with pytest.raises(NotFound):
         await store.update_job(new_id(), _spec("existing"), None, T0)
     assert ["existing"] == [job.name for job in await store.list_jobs()]
+
+
+async def test_create_jobs_writes_all_or_none(store: SqlStore) -> None:
+    """Creating several jobs is one transaction: the second's name taken is a ``Conflict``
+    naming it, and the first is not created either."""
+    theirs = await store.create_job(_spec("second"), "api", None, T0)
+    with pytest.raises(Conflict) as refused:
+        await store.create_jobs([(_spec("first"), None), (_spec("second"), T0)], "cli", T0)
+    assert ("name", "a job named 'second' already exists") == (
+        refused.value.field,
+        refused.value.reason,
+    )
+    assert [theirs] == await store.list_jobs()
+
+
+async def test_create_jobs_returns_them_in_order(store: SqlStore) -> None:
+    """The created jobs come back in the order given, with their source and next fire."""
+    created = await store.create_jobs([(_spec("b"), T0), (_spec("a"), None)], "cli", T0)
+    assert [("b", "cli", T0), ("a", "cli", None)] == [
+        (job.name, job.source, job.next_fire_at) for job in created
+    ]
+    assert sorted(created, key=lambda job: job.name) == await store.list_jobs()
+
+
+async def test_a_sync_creating_a_name_taken_meanwhile_keeps_the_stored_job(store: SqlStore) -> None:
+    """A sync's insert of a name that a job of the same source took after the read (another
+    scheduler starting at once) does nothing: that job stands, and is returned."""
+    theirs = await store.create_job(_spec("defined"), "definitions", T0, T0)
+
+    def stale(existing: Sequence[Job]) -> JobWrites:
+        return JobWrites(create=[(_spec("defined", priority=5), None)])
+
+    assert [theirs] == await store.sync_jobs(["defined"], "definitions", stale, T0)
+    assert [theirs] == await store.list_jobs()
+
+
+async def test_a_sync_creating_a_name_another_source_took_writes_nothing(
+    store: SqlStore,
+) -> None:
+    """A sync's insert of a name that a job made through the API took after the read is a
+    ``Conflict`` on ``name``, and none of the sync's writes stay."""
+    theirs = await store.create_job(_spec("shared"), "api", None, T0)
+    ours = await store.create_job(_spec("ours"), "definitions", None, T0)
+
+    def stale(existing: Sequence[Job]) -> JobWrites:
+        return JobWrites(create=[(_spec("new"), None), (_spec("shared"), None)], stop=[ours.id])
+
+    with pytest.raises(Conflict) as refused:
+        await store.sync_jobs(["new", "shared"], "definitions", stale, T0)
+    assert "name" == refused.value.field
+    assert [ours, theirs] == await store.list_jobs()
+
+
+async def test_a_sync_updates_by_id_and_stops_by_id(store: SqlStore) -> None:
+    """A sync's update replaces the spec, enabled flag and next fire of the job with that id
+    and clears ``removed_at``; a stop disables a job and sets its ``removed_at``, keeping its
+    next fire."""
+    kept = await store.create_job(_spec("kept"), "definitions", T0, T0)
+    gone = await store.create_job(_spec("gone"), "definitions", T0, T0)
+    (stopped,) = await store.sync_jobs([], "definitions", lambda _: JobWrites(stop=[kept.id]), T0)
+    assert (False, T0) == (stopped.spec.enabled, stopped.removed_at)
+    later = T0 + timedelta(hours=1)
+
+    def plan(existing: Sequence[Job]) -> JobWrites:
+        assert ["gone", "kept"] == sorted(job.name for job in existing)
+        spec = _spec("kept", priority=4, enabled=False)
+        return JobWrites(update=[(kept.id, spec, later)], stop=[gone.id])
+
+    written = await store.sync_jobs(["kept"], "definitions", plan, later)
+    assert [
+        ("gone", False, T0, later, 0),
+        ("kept", False, later, None, 4),
+    ] == [
+        (job.name, job.spec.enabled, job.next_fire_at, job.removed_at, job.spec.priority)
+        for job in written
+    ]
+    assert written == await store.list_jobs()

@@ -223,9 +223,9 @@ async def test_last_runs_gives_each_job_its_newest_run(store: SqlStore) -> None:
     """The jobs list's last run: per job the run ``list_runs`` shows first (newest created,
     then highest id), jobs without runs absent, other jobs' runs never mixed in."""
     spec = JobSpec.model_validate({"name": "j", "schedule": {"cron": "* * * * *"}, "action": NOOP})
-    one = await store.upsert_job(spec, "api", None, T0)
-    two = await store.upsert_job(spec.model_copy(update={"name": "k"}), "api", None, T0)
-    empty = await store.upsert_job(spec.model_copy(update={"name": "l"}), "api", None, T0)
+    one = await store.create_job(spec, "api", None, T0)
+    two = await store.create_job(spec.model_copy(update={"name": "k"}), "api", None, T0)
+    empty = await store.create_job(spec.model_copy(update={"name": "l"}), "api", None, T0)
     older = [run_for_job(one, T0, T0 - timedelta(minutes=1), None) for _ in range(3)]
     newest = [run_for_job(one, T0, T0, None) for _ in range(3)]  # one created_at: id decides
     other = [run_for_job(two, T0, T0 - timedelta(hours=1), None)]

@@ -160,6 +160,30 @@ async def test_put_cannot_rename_a_job_from_the_jobs_folder(
     assert (200, 3) == (edited.status_code, edited.json()["priority"])
 
 
+async def test_a_job_gone_from_the_jobs_folder_says_so_and_stays_stopped(
+    container: Container, client: httpx.AsyncClient
+) -> None:
+    """A job stopped because it left the jobs folder shows ``removed_at`` and no next run;
+    resuming or replacing it is a 409 (it would fire until the next start stopped it again),
+    and it can be deleted."""
+    await container.jobs.sync([JobSpec.model_validate(job_body("defined"))], DEFINITIONS)
+    await container.jobs.sync([], DEFINITIONS, stop_missing=True)
+    shown = (await client.get("/api/v1/jobs/defined")).json()
+    assert (False, None, True) == (
+        shown["enabled"],
+        shown["next_run"],
+        shown["removed_at"] is not None,
+    )
+    resumed = await client.post("/api/v1/jobs/defined/resume")
+    replaced = await client.put("/api/v1/jobs/defined", json=job_body("defined"))
+    assert [(409, ["job"]), (409, ["job"])] == [
+        (answer.status_code, [e["field"] for e in answer.json()["errors"]])
+        for answer in (resumed, replaced)
+    ]
+    assert not (await client.get("/api/v1/jobs/defined")).json()["enabled"]
+    assert 204 == (await client.delete("/api/v1/jobs/defined")).status_code
+
+
 async def test_update_of_a_job_deleted_after_it_was_read_is_not_found(
     container: Container,
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,7 +10,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from pacer.bootstrap import build
 from pacer.cli.main import app
+from pacer.domain.models import Job
+from pacer.stores.sqlalchemy import SqlStore
+from support import fast_settings
 
 runner = CliRunner()
 
@@ -37,7 +42,8 @@ def test_jobs_add_list_pause_trigger_and_runs(tmp_path: Path, database_url: str)
     assert "cli-job" in _pacer(url, "jobs", "add", str(spec))
     listed = json.loads(_pacer(url, "jobs", "list", "--json"))
     assert ["cli-job"] == [job["name"] for job in listed]
-    assert json.loads(_pacer(url, "jobs", "pause", "cli-job", "--json"))["enabled"] is False
+    paused = json.loads(_pacer(url, "jobs", "pause", "cli-job", "--json"))
+    assert (False, None) == (paused["enabled"], paused["next_run"])  # as the API: none if paused
     triggered = json.loads(_pacer(url, "jobs", "trigger", "cli-job", "--json"))
     runs = json.loads(_pacer(url, "runs", "list", "--job", "cli-job", "--json"))
     assert [triggered["id"]] == [run["id"] for run in runs]
@@ -157,6 +163,55 @@ def test_jobs_add_adds_every_job_of_a_list(tmp_path: Path, database_url: str) ->
         assert reason in refused.output
     listed = json.loads(_pacer(url, "jobs", "list", "--json"))
     assert ["first", "second"] == sorted(job["name"] for job in listed)
+
+
+def test_jobs_add_writes_all_of_a_file_or_none(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``jobs add`` writes a file's jobs in one transaction: a name found taken only when the
+    second job is written (another client took it after any check) adds neither job."""
+    url = database_url
+    action = 'action = { kind = "python", function = "pacer.testing:noop" }\n'
+    taken = tmp_path / "taken.toml"
+    taken.write_text(f'name = "second"\n{action}')
+    _pacer(url, "jobs", "add", str(taken))
+    both = tmp_path / "both.toml"
+    both.write_text(f'[[jobs]]\nname = "first"\n{action}\n[[jobs]]\nname = "second"\n{action}')
+
+    async def no_jobs(self: SqlStore) -> list[Job]:
+        return []
+
+    with monkeypatch.context() as patched:
+        patched.setattr(SqlStore, "list_jobs", no_jobs)  # every name looks free until written
+        refused = runner.invoke(app, ["jobs", "add", str(both), "--database-url", url])
+    assert 2 == refused.exit_code, refused.output
+    assert "a job named 'second' already exists" in refused.output
+    listed = json.loads(_pacer(url, "jobs", "list", "--json"))
+    assert ["second"] == [job["name"] for job in listed]
+
+
+def test_jobs_list_shows_a_job_removed_from_the_jobs_folder(
+    tmp_path: Path, database_url: str
+) -> None:
+    """``jobs list`` shows when a job left the jobs folder (``removed_at``), disabled and
+    without a next run, in ``--json`` and in the table."""
+    folder = tmp_path / "jobs"
+    folder.mkdir()
+    (folder / "gone.toml").write_text(
+        'name = "gone"\nschedule = { cron = "@every 1h" }\n'
+        'action = { kind = "python", function = "pacer.testing:noop" }\n'
+    )
+
+    async def start() -> None:
+        await (await build(fast_settings(database_url, jobs_dir=folder))).aclose()
+
+    asyncio.run(start())
+    (folder / "gone.toml").unlink()
+    asyncio.run(start())
+    (listed,) = json.loads(_pacer(database_url, "jobs", "list", "--json"))
+    assert (False, None) == (listed["enabled"], listed["next_run"])
+    assert datetime.fromisoformat(listed["removed_at"]).tzinfo is not None
+    assert "removed_at" in _pacer(database_url, "jobs", "list")
 
 
 def test_runs_of_a_deleted_job_are_listed_by_its_id(tmp_path: Path, database_url: str) -> None:

@@ -167,3 +167,17 @@ def test_sqlite_paths_in_the_config_file_are_relative_to_it(
     )
     assert 0 == from_env.exit_code, from_env.output
     assert (elsewhere / "own.db").is_file()
+
+
+def test_the_pace_db_in_the_config_file_is_relative_to_it(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``pace_db`` in ``pacer.toml`` (the embedded pacer's own file) is read against the
+    file's folder, as its SQLite store is; from the environment, against the working folder."""
+    config = folder / "conf" / "pacer.toml"
+    config.parent.mkdir()
+    config.write_text('[pacer]\npace_db = "state/pace.db"\n')
+    monkeypatch.chdir(folder)
+    assert folder / "conf" / "state" / "pace.db" == load_settings(None, None, config).pace_db
+    monkeypatch.setenv("PACER_PACE_DB", "own-pace.db")
+    assert Path("own-pace.db") == load_settings(None, None, config).pace_db

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,8 +14,10 @@ from typer.testing import CliRunner
 from pacer.bootstrap import Container, build
 from pacer.cli.main import app
 from pacer.definitions import DECLARED, job, load_jobs_dir
-from pacer.domain.errors import InvalidInput
-from pacer.domain.models import JobSpec
+from pacer.domain.errors import Conflict, InvalidInput
+from pacer.domain.models import Job, JobSpec
+from pacer.ports import JobWrites, RunFilter
+from pacer.services.jobs import DEFINITIONS
 from support import fast_settings
 
 GOOD = 'name = "good"\nschedule = { cron = "0 13 * * *", tz = "Europe/Amsterdam" }\naction = { kind = "python", function = "pacer.testing:noop" }\n'
@@ -235,3 +239,123 @@ def test_decorator_arguments_that_would_be_dropped_are_refused(
         def conflicted() -> None: ...
 
     assert "conflicted" not in DECLARED
+
+
+def _every_hour(name: str) -> str:
+    return GOOD.replace('"good"', f'"{name}"').replace(
+        '{ cron = "0 13 * * *", tz = "Europe/Amsterdam" }', '{ cron = "@every 1h" }'
+    )
+
+
+def _state(job: Job) -> tuple[object, ...]:
+    """What a sync may change of a job (``updated_at`` aside, which every sync sets)."""
+    return (job.id, job.spec, job.source, job.next_fire_at, job.removed_at)
+
+
+async def _jobs_after_start(database_url: str, jobs_dir: Path | None) -> dict[str, Job]:
+    """The stored jobs by name after a start (``pacer up`` or ``scheduler``) with this folder,
+    but for those that other tests' modules declared (``build`` writes them too)."""
+    container = await build(fast_settings(database_url, jobs_dir=jobs_dir))
+    try:
+        stored = await container.store.list_jobs()
+        return {job.name: job for job in stored if job.name not in DECLARED}
+    finally:
+        await container.aclose()
+
+
+async def test_a_job_removed_from_the_folder_is_stopped_and_keeps_its_history(
+    database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A start with a jobs folder stops (disables, marks removed) a job whose file left it,
+    logging one line; its id and runs stay, jobs made through the API or ``jobs add`` are left
+    alone, a start without a folder stops nothing, and the file's return revives the job."""
+    folder = tmp_path / "jobs"
+    _write(folder, "kept.toml", _every_hour("kept"))
+    _write(folder, "gone.toml", _every_hour("gone"))
+    container = await build(fast_settings(database_url, jobs_dir=folder))
+    try:
+        spec = JobSpec.model_validate(
+            {"name": "mine", "action": {"kind": "http", "url": "http://127.0.0.1:9/"}}
+        )
+        await container.jobs.create(spec, source="api")
+        await container.jobs.create(spec.model_copy(update={"name": "added"}), source="cli")
+        run = await container.jobs.trigger("gone")
+    finally:
+        await container.aclose()
+    before = await _jobs_after_start(database_url, folder)
+    (folder / "gone.toml").unlink()
+    with caplog.at_level(logging.INFO, logger="pacer"):
+        without_folder = await _jobs_after_start(database_url, None)
+        after = await _jobs_after_start(database_url, folder)
+    stopped = [r.getMessage() for r in caplog.records if "stopped job" in r.getMessage()]
+    assert [f"stopped job 'gone' (id {before['gone'].id})"] == [m.split(":")[0] for m in stopped]
+    assert {name: _state(job) for name, job in before.items()} == {
+        name: _state(job) for name, job in without_folder.items()
+    }
+    gone = after.pop("gone")
+    assert (before["gone"].id, False, True) == (gone.id, gone.spec.enabled, bool(gone.removed_at))
+    assert {name: _state(job) for name, job in before.items() if name != "gone"} == {
+        name: _state(job) for name, job in after.items()
+    }
+    container = await build(fast_settings(database_url))
+    try:
+        history = await container.store.list_runs(RunFilter(job_id=gone.id), 10)
+        assert [run.id] == [r.id for r in history]
+        far = datetime.now(UTC) + timedelta(days=1)
+        assert ["kept"] == [job.name for job in await container.store.due_jobs(far, 10)]
+    finally:
+        await container.aclose()
+    _write(folder, "gone.toml", _every_hour("gone"))
+    back = (await _jobs_after_start(database_url, folder))["gone"]
+    assert (gone.id, True, None) == (back.id, back.spec.enabled, back.removed_at)
+    assert back.next_fire_at is not None
+
+
+async def test_a_definition_with_the_name_of_an_api_job_is_refused(
+    database_url: str, tmp_path: Path
+) -> None:
+    """A jobs-folder definition named like a job made through the API stops the start with a
+    ``Conflict`` on ``name``; the API job is not taken over, and nothing else is written."""
+    folder = tmp_path / "jobs"
+    _write(folder, "a.toml", _every_hour("first"))
+    _write(folder, "b.toml", _every_hour("shared"))
+    container = await build(fast_settings(database_url))
+    try:
+        spec = JobSpec.model_validate(
+            {"name": "shared", "action": {"kind": "http", "url": "http://127.0.0.1:9/"}}
+        )
+        mine = await container.jobs.create(spec, source="api")
+    finally:
+        await container.aclose()
+    with pytest.raises(Conflict) as refused:
+        await _jobs_after_start(database_url, folder)
+    assert "name" == refused.value.field
+    assert "created through api" in refused.value.reason
+    assert {"shared": mine} == await _jobs_after_start(database_url, None)
+
+
+async def test_a_job_deleted_while_a_sync_holds_it_stays_deleted(container: Container) -> None:
+    """A DELETE that comes after a start's sync read a job, before it wrote it, takes effect
+    after the sync: the job stays deleted, and is not brought back under a new id (the sync
+    read, then upserted by name)."""
+    spec = JobSpec.model_validate(
+        {"name": "defined", "action": {"kind": "python", "function": "pacer.testing:noop"}}
+    )
+    (job,) = await container.jobs.sync([spec], DEFINITIONS)
+    store = container.store
+    sync_jobs = store.sync_jobs
+    deleting: list[asyncio.Task[bool]] = []
+
+    async def delete_between(
+        names: Sequence[str], source: str, plan: Callable[[Sequence[Job]], JobWrites], now: datetime
+    ) -> list[Job]:
+        def plan_then_delete(existing: Sequence[Job]) -> JobWrites:
+            deleting.append(asyncio.create_task(store.delete_job(job.id, now)))
+            return plan(existing)
+
+        return await sync_jobs(names, source, plan_then_delete, now)
+
+    store.sync_jobs = delete_between  # type: ignore[method-assign]
+    (synced,) = await container.jobs.sync([spec], DEFINITIONS)
+    assert (True, job.id) == (await deleting[0], synced.id)
+    assert [] == await store.list_jobs()

@@ -64,6 +64,10 @@ class JobOut(BaseModel):
     created_at: AwareDatetime
     updated_at: AwareDatetime
     next_run: AwareDatetime | None = Field(description="When the next fire is due (if enabled).")
+    removed_at: AwareDatetime | None = Field(
+        description="When a start found the job's definition gone from the jobs folder; the"
+        " job is stopped (not enabled) until its definition comes back.",
+    )
     last_run: LastRun | None
 
     @classmethod
@@ -78,6 +82,7 @@ class JobOut(BaseModel):
             created_at=job.created_at,
             updated_at=job.updated_at,
             next_run=job.next_fire_at if spec.enabled else None,
+            removed_at=job.removed_at,
             last_run=_last_run(last),
         )
 

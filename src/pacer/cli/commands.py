@@ -16,8 +16,8 @@ from pacer.api.schemas import TaskIn
 from pacer.bootstrap import Container, build
 from pacer.cli.errors import invalid
 from pacer.cli.output import emit, emit_one, job_record, run_record
-from pacer.domain.errors import Conflict, InvalidInput, NotFound
-from pacer.domain.models import Job, RunStatus
+from pacer.domain.errors import InvalidInput, NotFound
+from pacer.domain.models import RunStatus
 from pacer.domain.moments import in_range
 from pacer.ports import RunFilter
 from pacer.settings import Settings
@@ -58,7 +58,7 @@ def _zoned(param: typer.CallbackParam, value: datetime | None) -> datetime | Non
 
 
 ZONED = "With its zone: 2030-01-01T09:00:00Z or 2030-01-01T10:00:00+01:00."
-JOB_COLUMNS = ["name", "enabled", "action", "schedule", "next_run", "id"]
+JOB_COLUMNS = ["name", "enabled", "removed_at", "action", "schedule", "next_run", "id"]
 RUN_COLUMNS = [
     "id",
     "job_id",
@@ -136,7 +136,8 @@ def jobs_add(
 ) -> None:
     """Add the jobs of a JSON, TOML or YAML file: one job spec, or a ``jobs`` list.
 
-    Every job is checked (spec, action, name not taken) before any is written.
+    Every job is checked (spec, action) before any is written, and all are written in one
+    transaction: a name already taken adds none.
     """
     from pacer.definitions import declarations, holds_list, read_data, refuse_duplicates, validate
 
@@ -146,15 +147,7 @@ def jobs_add(
         raise InvalidInput(file.name, "holds no jobs (an empty 'jobs' list)")
     specs = refuse_duplicates([(validate(item, file.name), file.name) for item in raw])
 
-    async def add(c: Container) -> list[Job]:
-        taken = {job.name for job in await c.store.list_jobs()}
-        for spec in specs:
-            c.jobs.validate(spec)
-            if spec.name in taken:
-                raise Conflict("name", f"a job named {spec.name!r} already exists")
-        return [await c.jobs.create(spec, source="cli") for spec in specs]
-
-    created = _with(database_url, config, add)
+    created = _with(database_url, config, lambda c: c.jobs.create_all(specs, source="cli"))
     if not holds_list(data):
         emit_one(job_record(created[0]), as_json)
     else:

@@ -16,15 +16,18 @@ from pacer.domain.models import Job, Run
 
 
 def job_record(job: Job) -> dict[str, Any]:
+    """A job as ``jobs list`` and ``show`` print it; like the API, no next run while it is
+    disabled (paused, or removed from the jobs folder: ``removed_at``)."""
     return {
         "id": job.id,
         "name": job.name,
         "enabled": job.spec.enabled,
+        "removed_at": job.removed_at,
         "action": job.spec.action.kind,
         "schedule": job.spec.schedule.model_dump(mode="json", exclude_none=True)
         if job.spec.schedule
         else None,
-        "next_run": job.next_fire_at,
+        "next_run": job.next_fire_at if job.spec.enabled else None,
         "source": job.source,
     }
 

@@ -182,6 +182,9 @@ class Job:
     next_fire_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    #: When a start found this job, defined in the jobs folder, gone from it: the job is
+    #: stopped (disabled) until its definition comes back. ``None`` for every other job.
+    removed_at: datetime | None = None
 
     @property
     def name(self) -> str:

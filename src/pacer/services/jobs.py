@@ -6,14 +6,17 @@ anything is written, so a refused job leaves nothing behind.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from pacer.domain.errors import Conflict, NotFound
 from pacer.domain.models import Job, JobSpec, Run, looks_like_id
 from pacer.domain.runs import run_for_job
 from pacer.domain.schedules import check_not_stale, first_fire
-from pacer.ports import ActionCatalog, Clock, RunStore
+from pacer.ports import ActionCatalog, Clock, JobWrites, RunStore
+
+log = logging.getLogger(__name__)
 
 #: A one-off job more than this far in the past is a mistake, not a backfill.
 MAX_ONE_OFF_AGE = timedelta(hours=1)
@@ -39,37 +42,56 @@ class JobService:
             check_not_stale(spec.schedule, self.clock.now(), MAX_ONE_OFF_AGE)
 
     async def create(self, spec: JobSpec, source: str = "api") -> Job:
-        self.validate(spec)
-        now = self.clock.now()
-        next_fire = first_fire(spec.schedule, now) if spec.schedule else None
-        job = await self.store.create_job(spec, source, next_fire, now)
-        self.on_change()
-        return job
+        return (await self.create_all([spec], source))[0]
 
-    async def sync(self, specs: Sequence[JobSpec], source: str) -> list[Job]:
-        """Write jobs defined in code or files. All are validated before any is written.
+    async def create_all(self, specs: Sequence[JobSpec], source: str) -> list[Job]:
+        """Create jobs in one transaction, after validating every one: a name found taken
+        when they are written (by one of them or by any other job) creates none."""
+        for spec in specs:
+            self.validate(spec)
+        now = self.clock.now()
+        planned = [(spec, _first_fire(spec, now)) for spec in specs]
+        jobs = await self.store.create_jobs(planned, source, now)
+        self.on_change()
+        return jobs
+
+    async def sync(
+        self, specs: Sequence[JobSpec], source: str, *, stop_missing: bool = False
+    ) -> list[Job]:
+        """Write jobs defined in code or files, in one transaction; every action is validated
+        before it begins, and a refusal inside it writes nothing.
 
         An unchanged schedule keeps its place (no fire is repeated or lost across restarts);
-        a job paused at run time stays paused, since pausing is operational state.
+        a job paused at run time stays paused, since pausing is operational state. With
+        ``stop_missing`` (a jobs folder was read), a job of ``source`` defined no longer is
+        stopped: disabled and marked removed, its history kept (ARCHITECTURE.md says why it
+        is not deleted); when its definition comes back it is defined anew under its old id.
+        A job of another source (the API, ``pacer jobs add``) is never touched: a definition
+        with its name is a ``Conflict``.
         """
-        existing = {spec.name: await self.store.get_job_by_name(spec.name) for spec in specs}
         for spec in specs:
-            if existing[spec.name] is None:
-                self.validate(spec)  # a one-off already fired may be stale; a new one may not
-            else:
-                self.actions.validate(spec.action.model_dump(mode="json"))
-        return [await self._sync_one(spec, source, existing[spec.name]) for spec in specs]
-
-    async def _sync_one(self, spec: JobSpec, source: str, existing: Job | None) -> Job:
+            self.actions.validate(spec.action.model_dump(mode="json"))
         now = self.clock.now()
-        if existing is None:
-            next_fire = first_fire(spec.schedule, now) if spec.schedule else None
-            return await self.store.upsert_job(spec, source, next_fire, now)
-        spec = spec.model_copy(update={"enabled": existing.spec.enabled})
-        next_fire = existing.next_fire_at
-        if existing.spec.schedule != spec.schedule:
-            next_fire = first_fire(spec.schedule, now) if spec.schedule else None
-        return await self.store.upsert_job(spec, source, next_fire, now)
+        plans: list[JobWrites] = []
+
+        def plan(existing: Sequence[Job]) -> JobWrites:
+            plans.append(_sync_plan(specs, source, existing, now, stop_missing))
+            return plans[-1]
+
+        written = await self.store.sync_jobs([spec.name for spec in specs], source, plan, now)
+        by_id = {job.id: job for job in written}
+        for job_id in plans[-1].stop:
+            stopped = by_id[job_id]
+            log.warning(
+                "stopped job %r (id %s): it is no longer in the jobs folder; its runs stay,"
+                " and `pacer jobs delete %s` deletes it",
+                stopped.name,
+                stopped.id,
+                stopped.name,
+            )
+        self.on_change()
+        by_name = {job.name: job for job in written}
+        return [by_name[spec.name] for spec in specs]
 
     async def update(self, job_id: str, spec: JobSpec) -> Job:
         """Replace a job's spec; a changed schedule starts from now.
@@ -81,6 +103,7 @@ class JobService:
         under its old name, and both would fire.
         """
         existing = await self.get(job_id)
+        _refuse_removed(existing)
         self.validate(spec)
         if spec.name != existing.name and existing.source == DEFINITIONS:
             raise Conflict(
@@ -90,7 +113,7 @@ class JobService:
         now = self.clock.now()
         next_fire = existing.next_fire_at
         if existing.spec.schedule != spec.schedule or existing.spec.enabled != spec.enabled:
-            next_fire = first_fire(spec.schedule, now) if spec.schedule else None
+            next_fire = _first_fire(spec, now)
         job = await self.store.update_job(existing.id, spec, next_fire, now)
         self.on_change()
         return job
@@ -116,8 +139,9 @@ class JobService:
     async def resume(self, job_id: str) -> Job:
         """Fires that fell in the pause are not owed: the schedule restarts from now."""
         job = await self.get(job_id)
+        _refuse_removed(job)
         now = self.clock.now()
-        next_fire = first_fire(job.spec.schedule, now) if job.spec.schedule else None
+        next_fire = _first_fire(job.spec, now)
         resumed = await self.store.set_job_enabled(job.id, True, next_fire, now)
         self.on_change()
         return resumed
@@ -135,3 +159,69 @@ class JobService:
         run = run_for_job(job, now, now, query_id)
         await self.store.enqueue([run])
         return run
+
+
+def _first_fire(spec: JobSpec, now: datetime) -> datetime | None:
+    return first_fire(spec.schedule, now) if spec.schedule else None
+
+
+def _sync_plan(
+    specs: Sequence[JobSpec],
+    source: str,
+    existing: Sequence[Job],
+    now: datetime,
+    stop_missing: bool,
+) -> JobWrites:
+    """The writes of a sync, from the jobs read in its transaction: the jobs named by
+    ``specs`` and every job of ``source``."""
+    by_name = {job.name: job for job in existing}
+    create: list[tuple[JobSpec, datetime | None]] = []
+    update: list[tuple[str, JobSpec, datetime | None]] = []
+    for spec in specs:
+        job = by_name.get(spec.name)
+        if job is None:
+            if spec.schedule is not None:  # a one-off already fired may be stale; a new one not
+                check_not_stale(spec.schedule, now, MAX_ONE_OFF_AGE)
+            create.append((spec, _first_fire(spec, now)))
+        elif job.source != source:
+            raise Conflict(
+                "name",
+                f"job {spec.name!r} is defined in the jobs folder, but a job of that name was"
+                f" created through {job.source} (id {job.id}): rename the definition, or"
+                f" delete that job (pacer jobs delete {spec.name})",
+            )
+        else:
+            update.append((job.id, *_redefined(job, spec, now)))
+    defined = {spec.name for spec in specs}
+    stop = [
+        job.id
+        for job in existing
+        if stop_missing
+        and job.source == source
+        and job.removed_at is None
+        and job.name not in defined
+    ]
+    return JobWrites(create, update, stop)
+
+
+def _redefined(job: Job, spec: JobSpec, now: datetime) -> tuple[JobSpec, datetime | None]:
+    """A stored job's spec and next fire under its definition as read at this start."""
+    same_schedule = job.spec.schedule == spec.schedule
+    if job.removed_at is not None:
+        # Back in the folder: enabled as its definition says, and from now (fires that fell
+        # in its absence are not owed, as after a pause); a schedule it had used up stays so.
+        used_up = same_schedule and job.next_fire_at is None
+        return spec, None if used_up else _first_fire(spec, now)
+    spec = spec.model_copy(update={"enabled": job.spec.enabled})
+    return spec, job.next_fire_at if same_schedule else _first_fire(spec, now)
+
+
+def _refuse_removed(job: Job) -> None:
+    """A job whose definition left the jobs folder stays stopped: resumed or replaced here it
+    would fire until the next start stopped it again (a python job's function is gone)."""
+    if job.removed_at is not None:
+        raise Conflict(
+            "job",
+            f"job {job.name!r} was removed from the jobs folder; put its definition back"
+            " there (the next start resumes it), or delete the job",
+        )

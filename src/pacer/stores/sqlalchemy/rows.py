@@ -36,6 +36,7 @@ def to_job(row: RowMapping) -> Job:
         next_fire_at=aware(row["next_fire_at"]),
         created_at=created,
         updated_at=updated,
+        removed_at=aware(row["removed_at"]),
     )
 
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     case,
     delete,
     func,
+    or_,
     select,
     text,
     tuple_,
@@ -35,7 +36,7 @@ from pacer.domain.errors import Conflict, InvalidInput, NotFound
 from pacer.domain.events import KIND_OF_STATUS, MAX_EVENT_ERROR, EventKind, RunEvent, event_of
 from pacer.domain.models import CLAIMABLE, FINAL, Job, JobSpec, Run, RunStatus, new_id
 from pacer.domain.moments import later
-from pacer.ports import Completion, RunFilter
+from pacer.ports import Completion, JobWrites, RunFilter
 from pacer.stores.sqlalchemy import onetrip
 from pacer.stores.sqlalchemy.dialects import NOTIFY_CHANNEL, create_engine, reads
 from pacer.stores.sqlalchemy.events import append_events, append_from_runs
@@ -125,32 +126,62 @@ class SqlStore:
     # -- jobs ---------------------------------------------------------------------------------
 
     @transient
-    async def upsert_job(
-        self, spec: JobSpec, source: str, next_fire_at: datetime | None, now: datetime
-    ) -> Job:
-        """Create a job, or replace the spec of the one with that name (keeping its id).
+    async def sync_jobs(
+        self,
+        names: Sequence[str],
+        source: str,
+        plan: Callable[[Sequence[Job]], JobWrites],
+        now: datetime,
+    ) -> list[Job]:
+        """Write a sync of the jobs folder in one transaction, as ``plan`` decides from the jobs
+        read in it: those named ``names`` and every job of ``source``.
 
-        ``INSERT ... ON CONFLICT (name) DO UPDATE`` makes it safe for several schedulers that
-        start at once and all write the same definitions. For syncing definitions only: a
-        change to a job someone may delete meanwhile is ``update_job``.
+        The rows read are held until the commit (``BEGIN IMMEDIATE`` on SQLite, ``FOR UPDATE``
+        on PostgreSQL), so a DELETE, PUT or pause of one of them lands wholly before the read
+        or after the commit. Updates are by id. An insert does nothing if the name was taken
+        since the read (a scheduler starting at the same moment wrote the same definition);
+        taken by a job of another source, it is a ``Conflict``. Returns the jobs named
+        ``names`` and the stopped ones, by name.
         """
-        values = {
-            "spec": spec.model_dump(mode="json", exclude={"enabled"}),
-            "source": source,
-            "enabled": spec.enabled,
-            "next_fire_at": _utc_or_none(next_fire_at),
-            "updated_at": utc(now),
-        }
-        stmt = self.dialect.insert(jobs).values(
-            id=new_id(), name=spec.name, created_at=utc(now), **values
+        held = (
+            select(jobs)
+            .where(or_(jobs.c.name.in_(names), jobs.c.source == source))
+            .order_by(jobs.c.id)  # one locking order for every sync: no deadlock between them
+            .with_for_update()
         )
-        stmt = stmt.on_conflict_do_update(index_elements=["name"], set_=values)
         async with writing(self.engine) as conn:
-            await conn.execute(stmt)
-            row = (
-                (await conn.execute(select(jobs).where(jobs.c.name == spec.name))).mappings().one()
+            writes = plan([to_job(r) for r in (await conn.execute(held)).mappings().all()])
+            await self._write_sync(conn, writes, source, now)
+            query = select(jobs).where(or_(jobs.c.name.in_(names), jobs.c.id.in_(writes.stop)))
+            rows = (await conn.execute(query.order_by(jobs.c.name))).mappings()
+            written = [to_job(row) for row in rows]
+            created = {spec.name for spec, _ in writes.create}
+            for job in written:
+                if job.name in created and job.source != source:  # rolls the sync back
+                    raise Conflict(
+                        "name", f"a job named {job.name!r} was created meanwhile ({job.source})"
+                    )
+        return written
+
+    async def _write_sync(
+        self, conn: AsyncConnection, writes: JobWrites, source: str, now: datetime
+    ) -> None:
+        for spec, next_fire_at in writes.create:
+            values = _job_values(spec, source, next_fire_at, now)
+            insert = self.dialect.insert(jobs).values(id=new_id(), created_at=utc(now), **values)
+            await conn.execute(insert.on_conflict_do_nothing(index_elements=["name"]))
+        for job_id, spec, next_fire_at in writes.update:
+            values = _job_values(spec, source, next_fire_at, now)
+            del values["source"]  # a sync only updates jobs of its own source
+            await conn.execute(
+                update(jobs).where(jobs.c.id == job_id).values(removed_at=None, **values)
             )
-            return to_job(row)
+        if writes.stop:
+            await conn.execute(
+                update(jobs)
+                .where(jobs.c.id.in_(writes.stop))
+                .values(enabled=False, removed_at=utc(now), updated_at=utc(now))
+            )
 
     @transient
     async def update_job(
@@ -186,24 +217,27 @@ class SqlStore:
         self, spec: JobSpec, source: str, next_fire_at: datetime | None, now: datetime
     ) -> Job:
         """Create a job; a duplicate name is a ``Conflict``, never an overwrite."""
-        try:
-            async with writing(self.engine) as conn:
-                job_id = new_id()
-                await conn.execute(
-                    jobs.insert().values(
-                        id=job_id,
-                        name=spec.name,
-                        spec=spec.model_dump(mode="json", exclude={"enabled"}),
-                        source=source,
-                        enabled=spec.enabled,
-                        next_fire_at=_utc_or_none(next_fire_at),
-                        created_at=utc(now),
-                        updated_at=utc(now),
+        return (await self.create_jobs([(spec, next_fire_at)], source, now))[0]
+
+    async def create_jobs(
+        self, planned: Sequence[tuple[JobSpec, datetime | None]], source: str, now: datetime
+    ) -> list[Job]:
+        """Create jobs in one transaction: a name already taken is a ``Conflict`` naming it,
+        and then none of them is created. Not retried on a lost connection: a retry after a
+        commit whose answer was lost would find its own jobs and call them a conflict."""
+        ids = [new_id() for _ in planned]
+        async with writing(self.engine) as conn:
+            for job_id, (spec, next_fire_at) in zip(ids, planned, strict=True):
+                values = _job_values(spec, source, next_fire_at, now)
+                try:
+                    await conn.execute(
+                        jobs.insert().values(id=job_id, created_at=utc(now), **values)
                     )
-                )
-                return await self._job(conn, job_id)
-        except IntegrityError as exc:
-            raise Conflict("name", f"a job named {spec.name!r} already exists") from exc
+                except IntegrityError as exc:
+                    raise Conflict("name", f"a job named {spec.name!r} already exists") from exc
+            rows = (await conn.execute(select(jobs).where(jobs.c.id.in_(ids)))).mappings()
+            created = {row["id"]: to_job(row) for row in rows}
+        return [created[job_id] for job_id in ids]
 
     async def _job(self, conn: AsyncConnection, job_id: str) -> Job:
         row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).mappings().first()
@@ -712,6 +746,20 @@ class SqlStore:
         async with writing(self.engine) as conn:
             for table in (runs, jobs, events, consumers, event_prunes):
                 await conn.execute(delete(table))
+
+
+def _job_values(
+    spec: JobSpec, source: str, next_fire_at: datetime | None, now: datetime
+) -> dict[str, Any]:
+    """A job's columns from its spec (``enabled`` has a column of its own)."""
+    return {
+        "name": spec.name,
+        "spec": spec.model_dump(mode="json", exclude={"enabled"}),
+        "source": source,
+        "enabled": spec.enabled,
+        "next_fire_at": _utc_or_none(next_fire_at),
+        "updated_at": utc(now),
+    }
 
 
 def _claim_statement() -> Any:

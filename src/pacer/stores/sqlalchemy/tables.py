@@ -75,6 +75,8 @@ jobs = Table(
     Column("next_fire_at", Timestamp, nullable=True),
     Column("created_at", Timestamp, nullable=False),
     Column("updated_at", Timestamp, nullable=False),
+    #: Set when a start found a jobs-folder job gone from the folder (``JobService.sync``).
+    Column("removed_at", Timestamp, nullable=True),
 )
 Index("ix_pacer_jobs_due", jobs.c.enabled, jobs.c.next_fire_at)
 
