@@ -217,8 +217,10 @@ ConsumerName = Annotated[str, Path(min_length=1, max_length=200)]
 @router.put("/consumers/{name}/position", response_model_by_alias=True)
 async def acknowledge(name: ConsumerName, body: PositionIn, api: Services) -> ConsumerOut:
     """Record that consumer ``name`` durably stored everything up to ``position``; pruning
-    keeps every event after the smallest acknowledged position. A ``read`` token suffices:
-    acknowledging is a reader's own bookkeeping."""
+    keeps every event after the smallest acknowledged position. A lower position than the
+    last one is taken as it is (a rewind: a reader replaying from a restored store; see
+    ``EventService.acknowledge``). A ``read`` token suffices: acknowledging is a reader's own
+    bookkeeping."""
     return ConsumerOut.of(await api.events.acknowledge(name, body.position))
 
 
