@@ -5,7 +5,7 @@ declaration) was removed. A start now stops such a job (disabled, ``removed_at``
 keeps its history; a definition that comes back clears it. See ``JobService.sync``.
 
 Revision ID: 0009
-Revises: 0007 (to become 0008 when the index migration is merged before it)
+Revises: 0008
 Create Date: 2026-12-02
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0009"
-down_revision = "0007"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -220,3 +220,19 @@ async def test_pruning_keeps_what_a_consumer_lacks_and_reports_what_it_missed(
     assert missed is not None
     assert (10, positions[-1]) == (missed.count, missed.last)
     assert EventKind.QUEUED == EventKind("queued")
+
+
+async def test_a_rewound_consumer_holds_the_events_after_its_new_position(
+    store: SqlStore,
+) -> None:
+    """A consumer that acknowledges a lower position than before (a reader replaying from its
+    restored store) is taken at its word: pruning keeps every event after the lower one again."""
+    log = _log(store)
+    await store.enqueue([_run() for _ in range(10)])
+    positions = [e.position or 0 for e in await log.read(0, 100)]
+    await log.acknowledge("monitor", positions[7], T0)
+    rewound = await log.acknowledge("monitor", positions[2], T0)
+    now = T0 + timedelta(days=2)
+    assert 3 == await log.prune(now - timedelta(days=1), now - timedelta(days=30), now)
+    assert positions[2] == rewound.position == (await log.consumer("monitor")).position
+    assert positions[3:] == [e.position for e in await log.read(0, 100)]

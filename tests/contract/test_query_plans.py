@@ -1,4 +1,5 @@
-"""Every hot query of the store reads PostgreSQL through an index, never a sequential scan.
+"""Every hot query of the store reads PostgreSQL through an index, never a sequential scan;
+the execution log's prune finds its bound through the time index on PostgreSQL and SQLite.
 
 Each store call runs once for real; the statements it sends are caught on the engine's
 ``before_cursor_execute`` and then explained with their own parameters, against 50,000 runs and
@@ -20,13 +21,15 @@ from typing import Any
 
 import psycopg
 import pytest
-from sqlalchemy import event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from pacer.domain.models import RunStatus
 from pacer.domain.runs import adhoc_run
 from pacer.ports import RunFilter
 from pacer.stores.sqlalchemy import SqlStore
+from pacer.stores.sqlalchemy.dialects import sync_url
+from pacer.stores.sqlalchemy.events import SqlEventLog
 from pacer.stores.sqlalchemy.migrate import upgrade
 from support import create_pg_database, drop_pg_databases
 
@@ -261,3 +264,97 @@ async def test_a_claim_in_a_backlog_reads_claimable_runs_in_claim_order() -> Non
     finally:
         await store.close()
         drop_pg_databases([name])
+
+
+# -- the execution log: pruning's bound, on both dialects -------------------------------------
+
+EVENTS = 100_000
+ACKED = EVENTS // 2
+#: 100,000 events over the 23 hours before T0, one consumer half-way: the log as it stands
+#: between two prunes, everything older than the keep window (a day) already gone. So the
+#: prune below finds nothing and deletes nothing, as most prunes do, and the module's database
+#: stays as filled.
+FILL_EVENTS = {
+    "postgresql": f"""
+        INSERT INTO pacer_events (kind, run_id, attempt, status, at)
+        SELECT 'queued', md5(i::text), 1, 'queued', %(t0)s - ({EVENTS} - i) * INTERVAL '0.8 s'
+        FROM generate_series(1, {EVENTS}) AS i
+    """,
+    "sqlite": f"""
+        WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {EVENTS})
+        INSERT INTO pacer_events (kind, run_id, attempt, status, at)
+        SELECT 'queued', hex(randomblob(16)), 1, 'queued',
+               strftime('%Y-%m-%d %H:%M:%f', :t0, '-' || (({EVENTS} - i) * 0.8) || ' seconds')
+        FROM n
+    """,
+}
+ADD_CONSUMER = (
+    "INSERT INTO pacer_consumers (name, position, created_at, updated_at, missed_count)"
+    f" VALUES ('monitor', {ACKED}, :t0, :t0, 0)"
+)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def filled_log(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A migrated database per dialect with ``EVENTS`` events and one consumer, analysed."""
+    if request.param == "sqlite":
+        url, name = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('log')}/pacer.db", None
+    else:
+        name, url = create_pg_database()
+    try:
+        upgrade(url)
+        engine = create_engine(sync_url(url))
+        with engine.begin() as conn:
+            t0 = {"t0": T0.strftime("%Y-%m-%d %H:%M:%S")} if name is None else {"t0": T0}
+            conn.exec_driver_sql(FILL_EVENTS[request.param], t0)
+            conn.execute(text(ADD_CONSUMER), {"t0": T0})
+        if name is not None:
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("ANALYZE")
+        engine.dispose()
+        yield url
+    finally:
+        if name is not None:
+            drop_pg_databases([name])
+
+
+async def index_reads(store: SqlStore, statement: str, parameters: Any) -> list[str]:
+    """How ``statement`` reads ``pacer_events``: the index of each scan (``-`` for none)."""
+    async with store.engine.connect() as conn:
+        if store.dialect.name == "sqlite":
+            explain = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            details = [row[3] for row in explain if "pacer_events" in row[3]]
+            return [d.split(" INDEX ")[1].split()[0] if " INDEX " in d else "-" for d in details]
+        explain = await conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {statement}", parameters)
+        plan = explain.scalar_one()[0]["Plan"]
+    return [
+        node.get("Index Name", "-")
+        for node in nodes(plan)
+        if node.get("Relation Name") == "pacer_events"
+    ]
+
+
+async def test_prune_finds_its_bound_through_the_time_index(filled_log: str) -> None:
+    """Every statement of a prune that reads pacer_events does so through ix_pacer_events_at,
+    not by walking the primary key back past the whole keep window."""
+    store = SqlStore(filled_log)
+    try:
+        log = SqlEventLog(store.engine, store.dialect)
+        sent: list[tuple[str, Any]] = []
+
+        def record(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+            if "pacer_events" in statement:
+                sent.append((statement, parameters))
+
+        event.listen(store.engine.sync_engine, "before_cursor_execute", record)
+        try:
+            removed = await log.prune(T0 - timedelta(days=1), T0 - timedelta(days=30), T0)
+        finally:
+            event.remove(store.engine.sync_engine, "before_cursor_execute", record)
+        reads = [await index_reads(store, statement, parameters) for statement, parameters in sent]
+    finally:
+        await store.close()
+    assert 0 == removed
+    assert [["ix_pacer_events_at"]] * 2 == reads, sent

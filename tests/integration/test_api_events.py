@@ -127,6 +127,20 @@ async def test_consumers_acknowledge_positions(container: Container) -> None:
     assert (422, 404) == (past.status_code, unknown.status_code)
 
 
+async def test_a_consumer_may_move_its_position_back(container: Container) -> None:
+    """A lower position than the last one is taken as it is (a rewind, documented): the
+    consumer's record says what it acknowledged last."""
+    async with api_client(container) as client:
+        for _ in range(3):
+            await _task(client)
+        head = (await client.get("/api/v1/events")).json()["next_after"]
+        forward = await client.put("/api/v1/consumers/mon-1/position", json={"position": head})
+        back = await client.put("/api/v1/consumers/mon-1/position", json={"position": head - 2})
+        got = (await client.get("/api/v1/consumers/mon-1")).json()
+    assert (200, 200) == (forward.status_code, back.status_code)
+    assert head - 2 == back.json()["position"] == got["position"]
+
+
 async def test_queued_lists_waiting_executions_in_the_contract_shape(
     container: Container,
 ) -> None:

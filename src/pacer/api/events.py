@@ -19,8 +19,10 @@ from pydantic import AwareDatetime, BaseModel, Field
 
 from pacer.api.app import ApiServices, services
 from pacer.api.auth import Credentials
+from pacer.api.queries import QueryInteger, QueryNumber
 from pacer.domain.errors import InvalidInput, Unauthorized
 from pacer.domain.events import Consumer, EventKind, Missed, RunEvent
+from pacer.domain.fields import Integer
 from pacer.domain.models import RunStatus
 
 log = logging.getLogger(__name__)
@@ -76,7 +78,7 @@ class EventsPage(BaseModel):
 
 
 class PositionIn(BaseModel):
-    position: int = Field(ge=0, le=MAX_POSITION)
+    position: Integer = Field(ge=0, le=MAX_POSITION)
 
 
 class ConsumerOut(BaseModel):
@@ -99,10 +101,11 @@ class ConsumerOut(BaseModel):
 async def list_events(
     api: Services,
     after: Annotated[
-        int, Query(ge=0, le=MAX_POSITION, description="The last position the client has.")
+        QueryInteger,
+        Query(ge=0, le=MAX_POSITION, description="The last position the client has."),
     ] = 0,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    wait: Annotated[float, Query(ge=0, le=30, description="Long poll, in seconds.")] = 0,
+    limit: Annotated[QueryInteger, Query(ge=1, le=1000)] = 100,
+    wait: Annotated[QueryNumber, Query(ge=0, le=30, description="Long poll, in seconds.")] = 0,
 ) -> EventsPage:
     """Events after ``after`` in position order; with ``wait``, answers as soon as there is
     one, or empty after ``wait`` seconds. ``missed`` says what pruning removed first."""
@@ -122,7 +125,7 @@ async def list_events(
 async def stream_events(
     api: Services,
     credentials: Credentials,
-    after: Annotated[int, Query(ge=0, le=MAX_POSITION)] = 0,
+    after: Annotated[QueryInteger, Query(ge=0, le=MAX_POSITION)] = 0,
     last_event_id: Annotated[str | None, Header(max_length=18)] = None,
 ) -> StreamingResponse:
     """Server-Sent Events: ``event: run`` per event (``id`` is its position), ``event: missed``
@@ -214,8 +217,10 @@ ConsumerName = Annotated[str, Path(min_length=1, max_length=200)]
 @router.put("/consumers/{name}/position", response_model_by_alias=True)
 async def acknowledge(name: ConsumerName, body: PositionIn, api: Services) -> ConsumerOut:
     """Record that consumer ``name`` durably stored everything up to ``position``; pruning
-    keeps every event after the smallest acknowledged position. A ``read`` token suffices:
-    acknowledging is a reader's own bookkeeping."""
+    keeps every event after the smallest acknowledged position. A lower position than the
+    last one is taken as it is (a rewind: a reader replaying from a restored store; see
+    ``EventService.acknowledge``). A ``read`` token suffices: acknowledging is a reader's own
+    bookkeeping."""
     return ConsumerOut.of(await api.events.acknowledge(name, body.position))
 
 

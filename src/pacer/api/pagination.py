@@ -18,13 +18,14 @@ from fastapi import Query
 from pydantic import BaseModel
 
 from pacer.api.guards import text_problem
+from pacer.api.queries import QueryInteger
 from pacer.domain.errors import InvalidInput
 from pacer.domain.moments import in_range
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 
-Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1 to 500).")]
+Limit = Annotated[QueryInteger, Query(ge=1, le=MAX_LIMIT, description="Items per page (1 to 500).")]
 Cursor = Annotated[
     str | None, Query(description="`next_cursor` of the previous page; absent for the first.")
 ]

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from pacer.api.app import ApiServices, services
 from pacer.api.auth import READ, WRITE
 from pacer.domain.errors import InvalidInput, NotFound
+from pacer.domain.fields import Number
 
 router = APIRouter(tags=["queue"])
 Services = Annotated[ApiServices, Depends(services)]
@@ -40,7 +41,7 @@ class Queued(BaseModel):
 
 class DelayIn(BaseModel):
     id: str = Field(min_length=1, max_length=36)
-    delay: float = Field(
+    delay: Number = Field(
         description="Milliseconds to add to the scheduled time.", allow_inf_nan=False
     )
 

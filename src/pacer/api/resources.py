@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 
 from pacer.api.app import ApiServices, services
 from pacer.api.auth import READ
+from pacer.api.queries import QueryInteger
 from pacer.domain.errors import NotFound
 
 contract = APIRouter(tags=["resources"])
@@ -31,9 +32,9 @@ async def latest(api: Services) -> dict[str, Any]:
 async def history(
     api: Services,
     since: Annotated[
-        int, Query(ge=0, le=MAX_MS, description="Epoch ms; windows closed after.")
+        QueryInteger, Query(ge=0, le=MAX_MS, description="Epoch ms; windows closed after.")
     ] = 0,
-    limit: Annotated[int, Query(ge=1, le=10_000)] = 1_000,
+    limit: Annotated[QueryInteger, Query(ge=1, le=10_000)] = 1_000,
 ) -> list[dict[str, Any]]:
     """Closed windows after ``since``, oldest first, each in the ``GET /resources`` shape."""
     return [window.to_contract() for window in await api.resources.since(since, limit)]

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
+from pacer.domain.fields import Integer, Number, iso_time
 from pacer.domain.models import (
     ActionSpec,
     Job,
@@ -22,8 +23,9 @@ from pacer.domain.moments import accepted
 from pacer.domain.schedules import ScheduleSpec
 from pacer.services.tasks import TaskRequest
 
-#: An instant taken from a client: aware, and inside the range Pacer accepts.
-Moment = Annotated[AwareDatetime, AfterValidator(accepted)]
+#: An instant taken from a client: ISO-8601 text (never a number), aware, and inside the
+#: range Pacer accepts.
+Moment = Annotated[AwareDatetime, BeforeValidator(iso_time), AfterValidator(accepted)]
 
 
 class FieldError(BaseModel):
@@ -133,8 +135,8 @@ class TaskIn(BaseModel):
     due_at: Moment | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     retry: RetryPolicy | None = None
-    timeout_s: float = Field(default=300.0, gt=0, le=7 * 86_400)
-    priority: int = Field(default=0, ge=-1000, le=1000)
+    timeout_s: Number = Field(default=300.0, gt=0, le=7 * 86_400)
+    priority: Integer = Field(default=0, ge=-1000, le=1000)
 
     def request(self, idempotency_key: str | None) -> TaskRequest:
         """The service's request for this task (the API and ``pacer tasks add`` alike)."""

@@ -15,6 +15,7 @@ from typing import Any, Literal, get_args
 from pydantic import Field, ValidationInfo, field_validator
 
 from pacer.domain.errors import InvalidInput
+from pacer.domain.fields import Integer, Number
 from pacer.domain.models import Action, HttpSink
 
 __all__ = [
@@ -134,8 +135,8 @@ class MetricAction(Action):
     group_by: list[str] = Field(default_factory=list, max_length=MAX_GROUP_BY)
     #: The key of the aggregate in the output; see ``output_name``.
     value_name: str | None = Field(default=None, min_length=1, max_length=200)
-    statement_timeout_s: float = Field(default=30.0, gt=0, le=86_400)
-    max_rows: int = Field(default=10_000, ge=1, le=1_000_000)
+    statement_timeout_s: Number = Field(default=30.0, gt=0, le=86_400)
+    max_rows: Integer = Field(default=10_000, ge=1, le=1_000_000)
     sink: HttpSink | None = None
 
     @field_validator("column")

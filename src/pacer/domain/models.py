@@ -11,11 +11,12 @@ import enum
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from pacer.domain.fields import Day, Flag, Integer, Number
 from pacer.domain.moments import EARLIEST, LATEST
 from pacer.domain.schedules import ScheduleSpec
 from pacer.domain.validation import is_stored
@@ -56,11 +57,11 @@ class Spec(BaseModel):
 class RetryPolicy(Spec):
     """Exponential backoff with full jitter: delay = uniform(0, min(max, base * factor**n))."""
 
-    max_attempts: int = Field(default=3, ge=1, le=100)
-    backoff_s: float = Field(default=2.0, ge=0, le=86_400)
-    factor: float = Field(default=2.0, ge=1, le=10)
-    max_backoff_s: float = Field(default=600.0, ge=0, le=86_400)
-    jitter: bool = True
+    max_attempts: Integer = Field(default=3, ge=1, le=100)
+    backoff_s: Number = Field(default=2.0, ge=0, le=86_400)
+    factor: Number = Field(default=2.0, ge=1, le=10)
+    max_backoff_s: Number = Field(default=600.0, ge=0, le=86_400)
+    jitter: Flag = True
 
 
 class MisfirePolicy(Spec):
@@ -72,8 +73,8 @@ class MisfirePolicy(Spec):
     """
 
     policy: Literal["skip", "latest", "all"] = "latest"
-    grace_s: float = Field(default=60.0, ge=0, le=31 * 86_400)
-    backfill_limit: int = Field(default=100, ge=1, le=10_000)
+    grace_s: Number = Field(default=60.0, ge=0, le=31 * 86_400)
+    backfill_limit: Integer = Field(default=100, ge=1, le=10_000)
 
 
 def _kind_required(schema: dict[str, Any]) -> None:
@@ -98,16 +99,16 @@ class HttpSink(Spec):
     url: str
     mode: Literal["first_row", "each_row", "rows"] = "first_row"
     headers: dict[str, str] = Field(default_factory=dict)
-    timeout_s: float = Field(default=10.0, gt=0, le=300)
+    timeout_s: Number = Field(default=10.0, gt=0, le=300)
 
 
 class SqlAction(Action):
     kind: Literal["sql"] = "sql"
     target: str = Field(min_length=1)
     statement: str = Field(min_length=1, max_length=100_000)
-    read_only: bool = True
-    statement_timeout_s: float = Field(default=30.0, gt=0, le=86_400)
-    max_rows: int = Field(default=10_000, ge=1, le=1_000_000)
+    read_only: Flag = True
+    statement_timeout_s: Number = Field(default=30.0, gt=0, le=86_400)
+    max_rows: Integer = Field(default=10_000, ge=1, le=1_000_000)
     sink: HttpSink | None = None
 
 
@@ -116,7 +117,7 @@ class HttpAction(Action):
     url: str = Field(min_length=1)
     payload: Any = None
     headers: dict[str, str] = Field(default_factory=dict)
-    timeout_s: float = Field(default=10.0, gt=0, le=300)
+    timeout_s: Number = Field(default=10.0, gt=0, le=300)
 
 
 class PythonAction(Action):
@@ -151,13 +152,13 @@ class JobSpec(Spec):
     parameters: dict[str, Any] = Field(default_factory=dict)
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     misfire: MisfirePolicy = Field(default_factory=MisfirePolicy)
-    timeout_s: float = Field(default=300.0, gt=0, le=7 * 86_400)
-    priority: int = Field(default=0, ge=-1000, le=1000)
-    enabled: bool = True
+    timeout_s: Number = Field(default=300.0, gt=0, le=7 * 86_400)
+    priority: Integer = Field(default=0, ge=-1000, le=1000)
+    enabled: Flag = True
     description: str = ""
     #: The date this job's queries treat as "today" (a data set that ends in the past);
     #: None means the server's ``as_of``, else the real date.
-    as_of: date | None = Field(default=None, ge=EARLIEST.date(), le=LATEST.date())
+    as_of: Day | None = Field(default=None, ge=EARLIEST.date(), le=LATEST.date())
 
     @field_validator("name")
     @classmethod

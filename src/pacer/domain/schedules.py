@@ -42,6 +42,7 @@ from croniter import CroniterBadDateError, CroniterError, croniter
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from pacer.domain.errors import InvalidInput
+from pacer.domain.fields import Instant, Number
 from pacer.domain.moments import in_range
 from pacer.domain.validation import is_stored
 
@@ -74,15 +75,15 @@ class ScheduleSpec(BaseModel):
 
     cron: str | None = None
     # The minimum is checked below (stored schedules are exempt); the schema advertises it.
-    interval_s: float | None = Field(
+    interval_s: Number | None = Field(
         default=None, gt=0, json_schema_extra={"minimum": MIN_INTERVAL.total_seconds()}
     )
     # ``tz`` before the times: their validators read it.
     tz: str = "UTC"
-    at: datetime | None = None
-    start: datetime | None = None
-    end: datetime | None = None
-    jitter_s: float = Field(default=0.0, ge=0, le=86_400)
+    at: Instant | None = None
+    start: Instant | None = None
+    end: Instant | None = None
+    jitter_s: Number = Field(default=0.0, ge=0, le=86_400)
 
     @field_validator("cron")
     @classmethod

@@ -99,6 +99,12 @@ class EventService:
             await asyncio.wait_for(self._changed.wait(), seconds)
 
     async def acknowledge(self, name: str, position: int) -> Consumer:
+        """``name`` has stored everything up to ``position``; 0 to the head, and lower than
+        its last one too. A rewind is the reader's word on what it holds: a hard prune moves a
+        lagging consumer past what it deleted, and the reader then acknowledges what it
+        really committed, which is lower; a reader whose store was lost or restored from a
+        backup says where it starts again, and pruning keeps what follows from then on.
+        Events already pruned do not come back: the reader's page says what it missed."""
         if position < 0:
             raise InvalidInput("position", "must be 0 or more")
         head = await self.log.head()

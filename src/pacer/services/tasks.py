@@ -46,6 +46,24 @@ def _defining(run: Run) -> dict[str, Any]:
     }
 
 
+def _differing(asked: Run, kept: Run) -> list[str]:
+    """The request fields on which a new request (``asked``) and the task first created under
+    its idempotency key (``kept``) differ.
+
+    ``due_at`` is compared only when ``kept`` has a ``fire_time``. A task created before tasks
+    kept their ``due_at`` as ``fire_time`` has none whatever its request named, so an
+    identical retry of it was a 409; its other fields still decide. The cost: a stored null
+    cannot tell "named no time" from "named one before it was kept", so a retry that names a
+    time for a task whose request named none also gets the first task back, not a 409.
+    *Rejected:* telling old rows apart (by creation time, by ``scheduled_at``): nothing in a
+    row says which code wrote it, and ``scheduled_at`` moves with delays and retries.
+    """
+    wanted, stored = _defining(asked), _defining(kept)
+    if kept.fire_time is None:
+        del wanted["due_at"], stored["due_at"]
+    return [name for name in wanted if wanted[name] != stored[name]]
+
+
 #: Ad-hoc tasks without a due time start this long after they are queued: the window in which
 #: a pacer (or ``POST /delay``) can still act on them before they run.
 ADHOC_DELAY = timedelta(milliseconds=100)
@@ -87,13 +105,12 @@ class TaskService:
             await self.store.enqueue([run])
             return run, True
         stored, created = await self.store.enqueue_idempotent(run)
-        asked, kept = _defining(run), _defining(stored)
-        differing = [name for name in asked if asked[name] != kept[name]]
-        if differing:
+        differ = _differing(run, stored)
+        if differ:
             # As Stripe does: a reused key with another request is a client bug, not a retry.
             raise Conflict(
                 "Idempotency-Key",
-                f"already used for a different task ({', '.join(differing)} differ)",
+                f"already used for a different task ({', '.join(differ)} differ)",
             )
         return stored, created
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, delete, func, select, text, update
+from sqlalchemy import ColumnElement, RowMapping, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pacer.domain.errors import NotFound
@@ -180,6 +180,15 @@ class SqlEventLog:
     def __init__(self, engine: AsyncEngine, dialect: Dialect) -> None:
         self.engine, self.dialect = engine, dialect
         self.reads = reads(engine)
+        # What the prune bound takes the newest of. SQLite answers a bare ``max(position)``
+        # by walking the rowid back from the newest event until one matches (its min/max
+        # optimisation), never through ``ix_pacer_events_at``: past the whole keep window,
+        # every minute. ``position + 0`` is no longer the rowid, so SQLite reads the few old
+        # events through the index instead. PostgreSQL picks by its statistics, and its
+        # backward walk is the better plan when most events are old enough (a first prune).
+        self._bound_position: ColumnElement[int] = (
+            events.c.position + 0 if dialect.name == "sqlite" else events.c.position
+        )
 
     async def read(self, after: int, limit: int) -> list[RunEvent]:
         query = select(events).where(events.c.position > after)
@@ -263,10 +272,11 @@ class SqlEventLog:
         self, conn: AsyncConnection, keep_after: datetime, hard_before: datetime
     ) -> int | None:
         acked = (await conn.execute(select(func.min(consumers.c.position)))).scalar()
-        safe = select(func.max(events.c.position)).where(events.c.at < utc(keep_after))
+        newest = func.max(self._bound_position)
+        safe = select(newest).where(events.c.at < utc(keep_after))
         if acked is not None:
             safe = safe.where(events.c.position <= acked)
-        hard = select(func.max(events.c.position)).where(events.c.at < utc(hard_before))
+        hard = select(newest).where(events.c.at < utc(hard_before))
         bounds = [(await conn.execute(q)).scalar() for q in (safe, hard)]
         found = [int(b) for b in bounds if b is not None]
         return max(found) if found else None

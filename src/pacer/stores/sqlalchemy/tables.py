@@ -171,6 +171,13 @@ events = Table(
     Column("error", Text, nullable=True),
     sqlite_autoincrement=True,
 )
+# Pruning finds its bound by ``at`` (``SqlEventLog._prune_bound``): without this index both
+# dialects walked the primary key back from the newest event, past every event of the keep
+# window, once a minute. ``position`` is in the key so PostgreSQL answers ``max(position)``
+# from the index alone and takes a consumer's ``position <= acked`` as an index condition
+# (SQLite keeps the rowid, which ``position`` is, in every index anyway). *Rejected:* an index
+# on ``run_id``: no query of the server reads the log by run, and every event would pay for it.
+Index("ix_pacer_events_at", events.c.at, events.c.position)
 
 # Named readers of the log and the position each has acknowledged; pruning keeps what they lack.
 consumers = Table(
