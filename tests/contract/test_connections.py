@@ -204,3 +204,57 @@ def _hold_the_write_lock(url: str) -> Any:
     pg.execute("UPDATE pacer_tokens SET name = name")
     pg.execute("UPDATE pacer_runs SET priority = priority")
     return pg
+
+
+async def test_a_writer_waits_for_another_process_without_stopping_the_loop(
+    container: Container, database_url: str
+) -> None:
+    """A write that finds the lock held by another process (here a second connection) waits
+    without holding up the rest of the process: a read answers meanwhile, and the write goes
+    through once the lock is released. On SQLite this matters because Pacer's own connections
+    run on the event loop's thread (``onloop.py``), where SQLite's busy timeout would stop
+    everything for as long as the other process writes; there the wait is an ``asyncio.sleep``
+    between tries of ``BEGIN IMMEDIATE``. On PostgreSQL the writer waits for the row lock."""
+    now = datetime.now(UTC)
+    run = adhoc_run({"kind": "python", "function": "x:y"}, now, now, None)
+    await container.store.enqueue([run])
+    writer = _hold_the_write_lock(database_url)
+    try:
+        cancel = asyncio.create_task(container.store.cancel_run(run.id, now))
+        async with asyncio.timeout(5):
+            found = await container.store.get_run(run.id)
+            assert found is not None
+            assert found.status.value == "queued"
+            await asyncio.sleep(0.05)  # let the writer try and wait at least once
+        assert not cancel.done()
+    finally:
+        writer.rollback()
+        writer.close()
+    async with asyncio.timeout(30):
+        cancelled = await cancel
+    assert cancelled.status.value == "cancelled"
+
+
+async def test_an_sqlite_writer_gives_up_on_a_lock_held_past_the_busy_timeout(
+    sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wait is bounded as SQLite's busy timeout bounds it: past ``SQLITE_BUSY_S`` the
+    write fails with SQLite's own "database is locked", which store calls treat as
+    transient."""
+    monkeypatch.setattr(dialects, "SQLITE_BUSY_S", 0.2)
+    upgrade(sqlite_url)
+    store = SqlStore(sqlite_url)
+    writer = _hold_the_write_lock(sqlite_url)
+    try:
+        async with asyncio.timeout(10):
+            with pytest.raises(Exception, match="database is locked"):
+                await _begin_a_write(store)
+    finally:
+        writer.rollback()
+        writer.close()
+        await store.close()
+
+
+async def _begin_a_write(store: SqlStore) -> None:
+    async with store.engine.begin() as conn:
+        await conn.exec_driver_sql("SELECT 1")

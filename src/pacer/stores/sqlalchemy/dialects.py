@@ -17,6 +17,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from pacer.stores.sqlalchemy.onloop import begin_immediate, connector
 from pacer.stores.sqlalchemy.tables import runs
 from pacer.stores.sqlalchemy.writes import queue_writers
 
@@ -79,7 +80,8 @@ IDLE_PING_S = 1.0
 def create_engine(url: str) -> tuple[AsyncEngine, Dialect]:
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_S})
+        # Driven from the event loop's thread, not aiosqlite's: see onloop.py.
+        engine = create_async_engine(url, async_creator=connector(url))
         _setup_sqlite(engine)
         queue_writers(engine, SQLITE_BUSY_S)
         _ping_when_idle(engine)
@@ -138,15 +140,17 @@ def _setup_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        dbapi_conn.isolation_level = None
+        # Opened in autocommit mode, with a short busy timeout for reads (onloop.connector):
+        # the write lock is waited for by ``begin_immediate``, without stopping the loop.
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_S * 1000)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        read_only = conn.get_execution_options().get(READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        if conn.get_execution_options().get(READ_ONLY, False):
+            conn.exec_driver_sql("BEGIN")
+        else:
+            begin_immediate(conn.connection.driver_connection, SQLITE_BUSY_S)
