@@ -18,6 +18,10 @@ that retries at the right moment overtakes the ones already waiting, which is wh
 second-long waits came from. For a scheduler the tail is what counts (a delay that arrives
 after its run started is lost), so the queue stays.
 
+Since ``onloop.py`` drives the file from the loop's thread, a write transaction yields to the
+loop only while its commit waits for the fsync, but it still does, and ``BEGIN IMMEDIATE``
+there retries on a timer, not in arrival order, so the queue stays.
+
 PostgreSQL locks rows, so its writers run side by side: ``writing`` is ``engine.begin()``.
 
 *Rejected:* a shorter busy-handler sleep through ``sqlite3``'s ``busy_timeout`` (it only sets
