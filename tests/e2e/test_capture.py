@@ -39,6 +39,9 @@ MIX: list[tuple[str, dict[str, Any], float]] = [
     ("pacer.testing:sleep", {"seconds": 0.02}, 0.18),
     ("pacer.testing:fail", {}, 0.02),
 ]
+#: Tasks posted one after another while the faults happen: enough to span them (each takes a
+#: few ms to tens of ms) and to include failures (2 %), within the test's 120 s on a slow day.
+TASKS = 1_000
 
 
 class Server:
@@ -221,7 +224,7 @@ def test_monitor_captures_every_execution_through_kills_faults_and_a_restart(
     }
     assert 201 == httpx.post(f"{server.base}/api/v1/jobs", json=job, headers=AUTH).status_code
     done = threading.Event()
-    workload = threading.Thread(target=_workload, args=(server, 2_000, done))
+    workload = threading.Thread(target=_workload, args=(server, TASKS, done))
     try:
         monitor.start()
         workload.start()
@@ -259,4 +262,4 @@ def test_monitor_captures_every_execution_through_kills_faults_and_a_restart(
     assert expected == monitor.events()
     kinds = {kind for _, _, kind, _, _ in expected}
     assert {"queued", "started", "succeeded", "retrying", "failed"} <= kinds
-    assert len({run for _, run, _, _, _ in expected}) >= 2_000
+    assert len({run for _, run, _, _, _ in expected}) >= TASKS
