@@ -69,8 +69,8 @@ def sync_url(url: str) -> str:
 #: transaction instead of taking the write lock.
 READ_ONLY = "pacer_read_only"
 
-#: How long an SQLite writer waits for the write lock before giving up: SQLite's busy timeout,
-#: and the wait in this process's queue of writers (``writes.py``).
+#: How long an SQLite writer waits for the write lock before giving up: while another process
+#: holds it (``onloop.begin_immediate``), and in this process's queue of writers (``writes.py``).
 SQLITE_BUSY_S = 30.0
 
 #: A pooled connection back in use within this many seconds is not pinged first.
