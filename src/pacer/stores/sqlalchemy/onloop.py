@@ -160,11 +160,24 @@ class LoopConnection:
         If the awaiting task is cancelled mid-commit, the commit is waited for here, on the
         loop, before the cancellation goes on: a ``sqlite3`` connection must not be used by
         two threads at once, and the caller's rollback would otherwise race the commit."""
-        committing = _COMMITS.submit(self.raw.commit)
+        committing = _COMMITS.submit(self._commit_or_roll_back)
         try:
             await asyncio.wrap_future(committing)
         except asyncio.CancelledError:
             futures.wait([committing])
+            raise
+
+    def _commit_or_roll_back(self) -> None:
+        """A ``COMMIT`` that fails (a deferred constraint, a full disk) leaves SQLite's
+        transaction open, while SQLAlchemy counts it as ended and returns the connection to
+        the pool without its usual rollback: the next user of the connection would find a
+        transaction already open. So a failed commit is rolled back here."""
+        raw = self.raw
+        try:
+            raw.commit()
+        except BaseException:
+            if raw.in_transaction:
+                raw.rollback()
             raise
 
     async def rollback(self) -> None:

@@ -331,15 +331,18 @@ class SqlStore:
         unique ``(job_id, fire_time)`` key drops any fire two schedulers both computed.
         """
         async with writing(self.engine) as conn:
-            inserted = await self._insert_runs(conn, new_runs, on_conflict=("job_id", "fire_time"))
+            # The compare-and-set first: a loser has then written nothing and need not roll
+            # back (which on SQLite would undo the other writers grouped in its transaction,
+            # ``writes.py``), and on PostgreSQL a second scheduler waits on the job's row lock
+            # before inserting anything.
             moved = await conn.execute(
                 update(jobs)
                 .where(jobs.c.id == job_id, _eq_or_null(jobs.c.next_fire_at, expected_next))
                 .values(next_fire_at=_utc_or_none(next_fire_at))
             )
             if not moved.rowcount:
-                await conn.rollback()
                 return 0
+            inserted = await self._insert_runs(conn, new_runs, on_conflict=("job_id", "fire_time"))
             await self._notify(conn, inserted)
             await self._log(conn, [event_of(r, r.created_at) for r in inserted])
         self._signal(inserted)
