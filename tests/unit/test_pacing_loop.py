@@ -94,7 +94,7 @@ async def test_a_fatal_answer_to_a_delay_ends_the_loop(tmp_path: Path) -> None:
         await asyncio.wait_for(loop.run(stop), 5.0)
 
 
-def test_learning_from_the_executions_read_incrementally_matches_reading_them_all(
+async def test_learning_from_the_executions_read_incrementally_matches_reading_them_all(
     tmp_path: Path,
 ) -> None:
     """The loop reads only executions changed since its last read and forgets those no later
@@ -131,7 +131,7 @@ def test_learning_from_the_executions_read_incrementally_matches_reading_them_al
         if missing:
             figures[3] = None
         store.record_resources(Resources(int(close * 1000), tuple(figures)))
-        loop._learn()
+        await loop._learn()
         spans = [
             Span(e.query_id, start, _epoch(e.finished_at))
             for e in store.attempts()

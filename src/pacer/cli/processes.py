@@ -20,6 +20,7 @@ from pacer.domain.pacer import PacerConfig
 from pacer.domain.tokens import Scope
 from pacer.monitor.client import MonitorClient
 from pacer.monitor.follower import Follower, FollowSettings
+from pacer.monitor.offloop import OffLoop
 from pacer.monitor.pacing import PacingLoop
 from pacer.monitor.store import MonitorStore
 from pacer.settings import Settings
@@ -148,13 +149,15 @@ async def _pace(container: Container, stop: asyncio.Event) -> None:
     s = container.settings
     token, secret = await container.tokens.create("embedded pacer", Scope.WRITE, EMBEDDED_TOKEN_TTL)
     store = MonitorStore(s.pace_db, consumer="embedded-pacer")
-    # The pacer reads the store on its own connection: sqlite3 objects stay per use.
+    # The pacer reads the store on its own connection, and both use the file from one thread
+    # of their own, never from the server's loop (``monitor/offloop.py``).
     pacing_store = MonitorStore(s.pace_db, consumer="embedded-pacer")
+    io = OffLoop()
     client = embedded_client(s, secret)
-    pacing = PacingLoop(pacing_store, client, pace_config(s))
+    pacing = PacingLoop(pacing_store, client, pace_config(s), io=io)
     follow = FollowSettings(name="embedded-pacer", resources_interval=s.resource_sample_s)
     try:
-        follower = Follower(store, client, follow, on_commit=pacing.committed)
+        follower = Follower(store, client, follow, on_commit=pacing.committed, io=io)
         await asyncio.gather(
             follower.run(stop),
             pacing.run(stop),
@@ -162,6 +165,7 @@ async def _pace(container: Container, stop: asyncio.Event) -> None:
         )
     finally:
         await client.aclose()
+        io.close()
         store.close()
         pacing_store.close()
         await container.tokens.revoke(token.id)

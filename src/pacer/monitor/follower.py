@@ -31,6 +31,7 @@ from pacer.monitor.backoff import Backoff
 from pacer.monitor.batching import batched
 from pacer.monitor.client import MonitorClient, StreamUnavailable, TransientError
 from pacer.monitor.events import Event, Missed, WireError
+from pacer.monitor.offloop import OffLoop
 from pacer.monitor.sse import Comment, Message
 from pacer.monitor.store import MonitorStore
 
@@ -64,8 +65,11 @@ class Follower:
         client: MonitorClient,
         settings: FollowSettings,
         on_commit: Callable[[int], None] | None = None,
+        io: OffLoop | None = None,
     ) -> None:
         self.store, self.client, self.settings = store, client, settings
+        #: Where the store's calls run: never on the loop (``offloop.py``).
+        self.io = io or OffLoop()
         self.on_commit = on_commit or (lambda position: None)
         self.backoff = Backoff(settings.backoff_base, settings.backoff_cap)
         self._committed = asyncio.Event()
@@ -126,18 +130,19 @@ class Follower:
             self._fall_back()
 
     async def _poll(self) -> None:
-        after = self.store.position()
+        after = await self.io(self.store.position)
         page = await self.client.poll(after, self.settings.poll_limit, self.settings.poll_wait)
         self.backoff.reset()
         if page.events or page.missed or page.next_after > after:  # no fsync for an empty wait
             missed = [page.missed] if page.missed else []
-            self._commit(page.events, max(after, page.next_after), missed)
+            await self._commit(page.events, max(after, page.next_after), missed)
 
     async def _follow_stream(self) -> None:
         size, delay = self.settings.batch_size, self.settings.batch_delay
+        after = await self.io(self.store.position)
         # aclosing: if a batch fails to parse or commit, the reader task is cancelled at once.
         async with (
-            self.client.stream(self.store.position()) as items,
+            self.client.stream(after) as items,
             contextlib.aclosing(batched(items, size, delay)) as batches,
         ):
             async for batch in batches:
@@ -146,13 +151,15 @@ class Follower:
                 if events or missed:
                     self.backoff.reset()  # only real progress resets it, not keepalives
                     position = max([e.position for e in events] + [m.end for m in missed])
-                    self._commit(events, position, missed)
+                    await self._commit(events, position, missed)
         raise TransientError("the server closed the event stream")
 
-    def _commit(self, events: Sequence[Event], position: int, missed: Sequence[Missed]) -> None:
+    async def _commit(
+        self, events: Sequence[Event], position: int, missed: Sequence[Missed]
+    ) -> None:
         for gap in missed:
             _warn_missed(gap)
-        committed = self.store.apply(events, position, missed)
+        committed = await self.io(self.store.apply, events, position, missed)
         self._committed.set()
         self.on_commit(committed)
 
@@ -163,7 +170,7 @@ class Follower:
         while True:
             await self._committed.wait()
             self._committed.clear()
-            position = self.store.position()  # what is on disk, never what is in flight
+            position = await self.io(self.store.position)  # on disk, never in flight
             if position == acked:
                 continue
             try:
@@ -181,14 +188,15 @@ class Follower:
     async def _final_ack(self) -> None:
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2):
-                await self.client.acknowledge(self.settings.name, self.store.position())
+                position = await self.io(self.store.position)
+                await self.client.acknowledge(self.settings.name, position)
 
     async def _sample_resources(self) -> None:
         while True:
             try:
                 window = await self.client.resources()
                 if window is not None:
-                    self.store.record_resources(window)
+                    await self.io(self.store.record_resources, window)
             except TransientError as exc:
                 log.debug("resources: %s", exc)
             await asyncio.sleep(self.settings.resources_interval)

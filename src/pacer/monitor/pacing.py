@@ -22,6 +22,8 @@ from pacer.domain.pacer import Pacer, PacerConfig
 from pacer.domain.resources import ResourceWindow, Stats
 from pacer.monitor.client import MonitorClient, TransientError
 from pacer.monitor.events import Event
+from pacer.monitor.executions import Execution
+from pacer.monitor.offloop import OffLoop
 from pacer.monitor.store import MonitorStore
 
 log = logging.getLogger(__name__)
@@ -42,8 +44,16 @@ def _epoch(value: str | None) -> float | None:
 
 
 class PacingLoop:
-    def __init__(self, store: MonitorStore, client: MonitorClient, config: PacerConfig) -> None:
+    def __init__(
+        self,
+        store: MonitorStore,
+        client: MonitorClient,
+        config: PacerConfig,
+        io: OffLoop | None = None,
+    ) -> None:
         self.store, self.client, self.config = store, client, config
+        #: Where the store's calls run once the loop is running: never on it (``offloop.py``).
+        self.io = io or OffLoop()
         self.pacer = Pacer(config)
         self.position, state = store.pacer()
         self.pacer.restore(state)
@@ -65,7 +75,7 @@ class PacingLoop:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        self._learn()
+        await self._learn()
         try:
             while not stop.is_set():
                 self._wake.clear()
@@ -84,8 +94,8 @@ class PacingLoop:
         a busy server, most of them)."""
         if self._failure is not None:
             raise self._failure
-        self._learn()
-        events = self.store.events_after(self.position)
+        await self._learn()
+        events = await self.io(self.store.events_after, self.position)
         delays = [delay for event in events if (delay := self._act(event)) is not None]
         if delays:
             posting = asyncio.create_task(self._post(delays))
@@ -94,7 +104,7 @@ class PacingLoop:
         if events:
             self.position = events[-1].position
             decisions = self.pacer.take_decisions()
-            self.store.save_pacer(self.position, self.pacer.to_state(), decisions)
+            await self.io(self.store.save_pacer, self.position, self.pacer.to_state(), decisions)
         await asyncio.sleep(0)  # the posts leave before the next batch is read
 
     def _act(self, event: Event) -> tuple[str, float] | None:
@@ -133,17 +143,18 @@ class PacingLoop:
             elif answer:
                 self.delayed += 1
 
-    def _learn(self) -> None:
+    async def _learn(self) -> None:
         """Feed the windows captured since the last call, with the executions around them."""
-        rows = self.store.resources(after=self._last_window)
+        rows = await self.io(self.store.resources, after=self._last_window)
         if not rows:
             return
         fresh = [_window(row, self.config.window_s) for row in rows]
         self._last_window = int(rows[-1]["timestamp"])
-        self.pacer.learn([w for w in fresh if w is not None], self._current_spans())
+        changed = await self.io(self.store.attempts, changed_after=self._read_up_to)
+        self.pacer.learn([w for w in fresh if w is not None], self._current_spans(changed))
         self._forget(self._last_window / 1000 - 2 * self.config.window_s)
 
-    def _current_spans(self) -> list[Span]:
+    def _current_spans(self, changed: list[Execution]) -> list[Span]:
         """The executions the pacer learns from, read incrementally.
 
         Reading every execution the monitor ever stored at each new window grew without
@@ -152,7 +163,7 @@ class PacingLoop:
         estimator still sees every query id it would have seen (it gives each a column), so
         each query no longer running is passed as one empty span at the epoch, which
         overlaps no window: what it learns is the same as from every execution."""
-        for execution in self.store.attempts(changed_after=self._read_up_to):
+        for execution in changed:
             self._read_up_to = max(self._read_up_to, execution.last_position)
             start = _epoch(execution.started_at)
             if start is None:

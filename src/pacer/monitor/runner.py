@@ -15,6 +15,7 @@ from pathlib import Path
 from pacer.domain.pacer import PacerConfig
 from pacer.monitor.client import MonitorClient
 from pacer.monitor.follower import Follower, FollowSettings
+from pacer.monitor.offloop import OffLoop
 from pacer.monitor.pacing import PacingLoop
 from pacer.monitor.store import MonitorStore
 
@@ -35,18 +36,21 @@ async def follow(
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     store = MonitorStore(db, consumer=settings.name)
-    # The pacer reads the store on its own connection: sqlite3 objects stay per use.
+    # The pacer reads the store on its own connection; both use the file from one thread of
+    # their own, never from the loop (``offloop.py``).
     pacer_store = MonitorStore(db, consumer=settings.name) if pace is not None else None
+    io = OffLoop()
     client = MonitorClient(url, token, keepalive=keepalive)
     try:
         if pace is None or pacer_store is None:
-            await Follower(store, client, settings).run(stop)
+            await Follower(store, client, settings, io=io).run(stop)
         else:
-            pacing = PacingLoop(pacer_store, client, pace)
-            follower = Follower(store, client, settings, on_commit=pacing.committed)
+            pacing = PacingLoop(pacer_store, client, pace, io=io)
+            follower = Follower(store, client, settings, on_commit=pacing.committed, io=io)
             await asyncio.gather(follower.run(stop), pacing.run(stop))
     finally:
         await client.aclose()
+        io.close()
         store.close()
         if pacer_store is not None:
             pacer_store.close()

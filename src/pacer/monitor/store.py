@@ -87,13 +87,16 @@ CREATE TABLE IF NOT EXISTS resources (
 
 
 class MonitorStore:
-    """The local SQLite file. One instance per thread (sqlite3 connections are not shared)."""
+    """The local SQLite file. Its connection may be used from any thread, but from one at a
+    time: the follower and the pacer call it through their ``OffLoop`` thread."""
 
     def __init__(self, path: Path | str, consumer: str = "monitor") -> None:
         self.path = Path(path)
         # isolation_level=None: transactions are opened explicitly with BEGIN IMMEDIATE, so the
         # write lock is taken up front instead of half-way through a batch.
-        self._db = sqlite3.connect(self.path, isolation_level=None, timeout=30)
+        self._db = sqlite3.connect(
+            self.path, isolation_level=None, timeout=30, check_same_thread=False
+        )
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
