@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: up test test-slow lint bench-throughput bench-api-list bench-capture bench-pacing bench-estimation bench-up-pace bench-peers bench-peers-durable bench-compare clean
+.PHONY: up test test-slow lint bench-throughput bench-api-list bench-capture bench-pacing bench-estimation bench-up-pace bench-group-commit bench-peers bench-peers-durable bench-compare clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,9 @@ bench-estimation: $(VENV)/.installed-test
 
 bench-up-pace: $(VENV)/.installed-test
 	$(BIN)/python bench/up_pace.py $(ARGS)
+
+bench-group-commit: $(VENV)/.installed-test
+	$(BIN)/python bench/group_commit.py $(ARGS)
 
 ## Before and after: bench/throughput.py on BASE (a git revision) and on the work tree, interleaved.
 BASE ?= HEAD
