@@ -8,8 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from pacer.domain.errors import Conflict, NotFound
+from pacer.domain.misfires import PlannedFire
 from pacer.domain.models import Job, JobSpec, new_id
-from pacer.ports import JobWrites
+from pacer.domain.runs import run_for_fire
+from pacer.ports import JobWrites, RunFilter
 from pacer.stores.sqlalchemy import SqlStore
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
@@ -137,3 +139,31 @@ async def test_a_sync_updates_by_id_and_stops_by_id(store: SqlStore) -> None:
         for job in written
     ]
     assert written == await store.list_jobs()
+
+
+@pytest.mark.parametrize("paused", [False, True])
+async def test_fires_of_a_job_paused_after_it_was_read_are_not_recorded(
+    store: SqlStore, paused: bool
+) -> None:
+    """A scheduler read the job as due, then the job was paused (which keeps its
+    ``next_fire_at``): its fires are not recorded and the job is not advanced. Unpaused, the
+    same call records them (the control)."""
+    due = T0 - timedelta(minutes=1)
+    job = await store.create_job(_spec("minutely", schedule={"cron": "* * * * *"}), "api", due, T0)
+    [read] = await store.due_jobs(T0, 10)
+    if paused:
+        await store.set_job_enabled(job.id, False, job.next_fire_at, T0)
+    fire = PlannedFire(fire_time=due, run=True, note=None)
+    run = run_for_fire(read, fire, T0, None)
+    written = await store.record_fires(job.id, [run], due, T0 + timedelta(minutes=1))
+    runs = await store.list_runs(RunFilter(job_id=job.id), limit=10)
+    stored = await store.get_job(job.id)
+    assert stored is not None
+    if paused:
+        assert (0, [], due) == (written, runs, stored.next_fire_at)
+    else:
+        assert (1, [run.id], T0 + timedelta(minutes=1)) == (
+            written,
+            [r.id for r in runs],
+            stored.next_fire_at,
+        )

@@ -327,8 +327,10 @@ class SqlStore:
         """Insert a job's fires and advance its ``next_fire_at``, all or nothing.
 
         The advance is a compare-and-set on the value the caller planned from: a scheduler that
-        lost the race (another one advanced the job, or the job was changed) rolls back, and the
-        unique ``(job_id, fire_time)`` key drops any fire two schedulers both computed.
+        lost the race (another one advanced the job, or the job was changed) writes nothing,
+        and the unique ``(job_id, fire_time)`` key drops any fire two schedulers both computed.
+        A job paused (or stopped) after the scheduler read it writes nothing either: a pause
+        keeps ``next_fire_at``, so the compare-and-set alone would let those fires through.
         """
         async with writing(self.engine) as conn:
             # The compare-and-set first: a loser has then written nothing and need not roll
@@ -338,6 +340,7 @@ class SqlStore:
             moved = await conn.execute(
                 update(jobs)
                 .where(jobs.c.id == job_id, _eq_or_null(jobs.c.next_fire_at, expected_next))
+                .where(jobs.c.enabled.is_(True))
                 .values(next_fire_at=_utc_or_none(next_fire_at))
             )
             if not moved.rowcount:
