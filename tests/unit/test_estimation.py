@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from dataclasses import replace
@@ -19,13 +20,20 @@ from pacer.domain.estimation import (
     nonnegative_quadratic,
 )
 from pacer.domain.extremes import expected_maximum, normal_cdf
-from pacer.domain.resources import RESOURCES, ResourceWindow, Stats
-from pacer.sim.accuracy import estimate_scenario, replay
+from pacer.domain.resources import RESOURCES, Resource, ResourceWindow, Stats
+from pacer.sim.accuracy import Accuracy, estimate_scenario, replay
 from pacer.sim.scenarios import RATES, Scenario, scenario
 from pacer.sim.virtual import Execution, simulate
 from pacer.sim.workload import Poisson, Rare
 
 HOURS = 2.0
+
+
+@functools.cache
+def after_two_hours(name: str) -> tuple[CostEstimator, dict[Resource, Accuracy]]:
+    """Each scenario estimated once for the tests that only read the result: each run takes
+    5-12 s, and several tests read the same one (the suite is kept fast, STYLE.md)."""
+    return estimate_scenario(scenario(name), HOURS)
 
 
 def quiet(name: str) -> Scenario:
@@ -82,20 +90,20 @@ def test_noiseless_costs_are_recovered_exactly() -> None:
 @pytest.mark.parametrize("name", ["steady", "bursty", "daily", "drift"])
 def test_costs_within_10_percent_after_two_hours(name: str) -> None:
     """Per resource, MAPE over the queries with 2 % of the load is at most 10 % at 2 hours."""
-    _, report = estimate_scenario(scenario(name), HOURS)
+    _, report = after_two_hours(name)
     assert {r: True for r in report} == {r: a.mape <= 0.10 for r, a in report.items()}
 
 
 def test_overloaded_costs_stay_close_despite_saturation() -> None:
     """Above the target most windows touch the cap; correcting them keeps MAPE under 12 %."""
-    _, report = estimate_scenario(scenario("overloaded"), HOURS)
+    _, report = after_two_hours("overloaded")
     assert {r: True for r in report} == {r: a.mape <= 0.12 for r, a in report.items()}
 
 
 def test_estimate_follows_a_query_growing_heavier() -> None:
     """report grows 50 %/h: at 2 h the estimate is within 15 % of 2x its start, above 1.5x."""
     drift = scenario("drift")
-    estimator, _ = estimate_scenario(drift, HOURS)
+    estimator, _ = after_two_hours("drift")
     value = estimator.estimate("report").cpu.value
     assert pytest.approx(drift.query("report").cost("cpu", HOURS), rel=0.15) == value
     assert value > drift.query("report").cost("cpu", HOURS / 2)
@@ -105,7 +113,7 @@ def test_every_estimate_has_an_uncertainty_that_shrinks_with_data() -> None:
     """Uncertainties are positive, and smaller after two hours than after ten minutes."""
     steady = scenario("steady")
     early, _ = estimate_scenario(steady, 1 / 6)
-    late, _ = estimate_scenario(steady, HOURS)
+    late, _ = after_two_hours("steady")
     assert 0 < late.estimate("orders").cpu.uncertainty < early.estimate("orders").cpu.uncertainty
 
 
@@ -181,7 +189,7 @@ def test_a_database_saturated_from_its_first_window_is_still_learnt() -> None:
 def test_every_query_with_2_percent_of_the_load_is_within_10_percent(name: str) -> None:
     """Not only the mean: the worst query that carries 2 % of a resource's load is within
     10 % at 2 hours (lookup, barely told from the baseline by its averages, was 15-30 % off)."""
-    _, report = estimate_scenario(scenario(name), HOURS)
+    _, report = after_two_hours(name)
     worst = {r: (a.worst_query, round(a.worst, 3)) for r, a in report.items()}
     assert {r: True for r in report} == {r: a.worst <= 0.10 for r, a in report.items()}, worst
 
@@ -241,10 +249,10 @@ def test_a_trend_without_evidence_is_held_flat_and_a_real_one_is_kept() -> None:
     """On drift, report's growth (50 %/h) passes the evidence test and is followed; on
     steady no query's level moves when the trends are forced free instead."""
     drift = scenario("drift")
-    estimator, _ = estimate_scenario(drift, HOURS)
+    estimator, _ = after_two_hours("drift")
     value = estimator.estimate("report").io.value
     assert pytest.approx(drift.query("report").cost("io", HOURS), rel=0.10) == value
-    steady, _ = estimate_scenario(scenario("steady"), HOURS)
+    steady, _ = after_two_hours("steady")
     free = CostEstimator.from_dict(
         {
             **steady.to_dict(),
