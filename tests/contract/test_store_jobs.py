@@ -167,3 +167,30 @@ async def test_fires_of_a_job_paused_after_it_was_read_are_not_recorded(
             [r.id for r in runs],
             stored.next_fire_at,
         )
+
+
+@pytest.mark.parametrize("write", ["resume", "replace", "pause"])
+async def test_a_job_removed_after_it_was_read_is_not_resumed_or_replaced(
+    store: SqlStore, write: str
+) -> None:
+    """The service checked the job (not removed), then a start found its definition gone and
+    stopped it: resuming or replacing it is a ``Conflict`` on ``job`` and it stays stopped.
+    Pausing it still works (it is stopped already)."""
+    job = await store.create_job(_spec("leaving"), "definitions", T0, T0)
+    await store.sync_jobs([], "definitions", lambda _: JobWrites(stop=[job.id]), T0)
+    later = T0 + timedelta(hours=1)
+    if write == "pause":
+        paused = await store.set_job_enabled(job.id, False, T0, later)
+        assert (False, T0) == (paused.spec.enabled, paused.removed_at)
+        return
+    attempt = (
+        store.set_job_enabled(job.id, True, later, later)
+        if write == "resume"
+        else store.update_job(job.id, _spec("leaving", priority=3), later, later)
+    )
+    with pytest.raises(Conflict) as refused:
+        await attempt
+    assert "job" == refused.value.field
+    stored = await store.get_job(job.id)
+    assert stored is not None
+    assert (False, T0, 0) == (stored.spec.enabled, stored.removed_at, stored.spec.priority)

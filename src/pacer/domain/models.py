@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from pacer.domain.errors import Conflict
 from pacer.domain.fields import Day, Flag, Integer, Number
 from pacer.domain.moments import EARLIEST, LATEST
 from pacer.domain.schedules import ScheduleSpec
@@ -190,6 +191,18 @@ class Job:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def refuse_if_removed(self) -> None:
+        """A job whose definition left the jobs folder stays stopped: resumed or replaced by
+        hand it would fire until the next start stopped it again (a python job's function is
+        gone). Checked by the service before it writes, and by the store's write itself, in
+        case a start removed the job in between."""
+        if self.removed_at is not None:
+            raise Conflict(
+                "job",
+                f"job {self.name!r} was removed from the jobs folder; put its definition back"
+                " there (the next start resumes it), or delete the job",
+            )
 
 
 @dataclass

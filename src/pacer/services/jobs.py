@@ -103,7 +103,7 @@ class JobService:
         under its old name, and both would fire.
         """
         existing = await self.get(job_id)
-        _refuse_removed(existing)
+        existing.refuse_if_removed()
         self.validate(spec)
         if spec.name != existing.name and existing.source == DEFINITIONS:
             raise Conflict(
@@ -139,7 +139,7 @@ class JobService:
     async def resume(self, job_id: str) -> Job:
         """Fires that fell in the pause are not owed: the schedule restarts from now."""
         job = await self.get(job_id)
-        _refuse_removed(job)
+        job.refuse_if_removed()
         now = self.clock.now()
         next_fire = _first_fire(job.spec, now)
         resumed = await self.store.set_job_enabled(job.id, True, next_fire, now)
@@ -214,14 +214,3 @@ def _redefined(job: Job, spec: JobSpec, now: datetime) -> tuple[JobSpec, datetim
         return spec, None if used_up else _first_fire(spec, now)
     spec = spec.model_copy(update={"enabled": job.spec.enabled})
     return spec, job.next_fire_at if same_schedule else _first_fire(spec, now)
-
-
-def _refuse_removed(job: Job) -> None:
-    """A job whose definition left the jobs folder stays stopped: resumed or replaced here it
-    would fire until the next start stopped it again (a python job's function is gone)."""
-    if job.removed_at is not None:
-        raise Conflict(
-            "job",
-            f"job {job.name!r} was removed from the jobs folder; put its definition back"
-            " there (the next start resumes it), or delete the job",
-        )

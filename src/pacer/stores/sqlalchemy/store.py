@@ -196,7 +196,7 @@ class SqlStore:
         """
         stmt = (
             update(jobs)
-            .where(jobs.c.id == job_id)
+            .where(jobs.c.id == job_id, jobs.c.removed_at.is_(None))
             .values(
                 name=spec.name,
                 spec=spec.model_dump(mode="json", exclude={"enabled"}),
@@ -208,6 +208,7 @@ class SqlStore:
         try:
             async with writing(self.engine) as conn:
                 if not (await conn.execute(stmt)).rowcount:
+                    (await self._job(conn, job_id)).refuse_if_removed()  # or NotFound
                     raise NotFound("job", job_id)
                 return await self._job(conn, job_id)
         except IntegrityError as exc:
@@ -286,15 +287,17 @@ class SqlStore:
     async def set_job_enabled(
         self, job_id: str, enabled: bool, next_fire_at: datetime | None, now: datetime
     ) -> Job:
+        stmt = update(jobs).where(jobs.c.id == job_id)
+        if enabled:  # a job removed from the jobs folder meanwhile stays stopped
+            stmt = stmt.where(jobs.c.removed_at.is_(None))
         async with writing(self.engine) as conn:
             result = await conn.execute(
-                update(jobs)
-                .where(jobs.c.id == job_id)
-                .values(
+                stmt.values(
                     enabled=enabled, next_fire_at=_utc_or_none(next_fire_at), updated_at=utc(now)
                 )
             )
             if not result.rowcount:
+                (await self._job(conn, job_id)).refuse_if_removed()  # or NotFound
                 raise NotFound("job", job_id)
             return await self._job(conn, job_id)
 
