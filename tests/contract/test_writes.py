@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from pacer.stores.sqlalchemy import writes as write_module
 from pacer.stores.sqlalchemy.dialects import create_engine, reads
@@ -112,6 +112,13 @@ class _Held:
     def __init__(self) -> None:
         self.open, self.release = asyncio.Event(), asyncio.Event()
 
+    async def insert(self, conn: AsyncConnection, index: int) -> None:
+        """Writer ``index``'s row; writer 0 then holds the transaction open."""
+        await conn.execute(text("INSERT INTO scratch VALUES (:n)"), {"n": index})
+        if index == 0:
+            self.open.set()
+            await self.release.wait()
+
 
 async def _scratch(engine: AsyncEngine, ddl: str = "CREATE TABLE scratch (n integer)") -> None:
     async with writing(engine) as conn:
@@ -150,10 +157,7 @@ async def test_writers_queued_behind_an_open_transaction_share_its_commit(
 
     async def write(index: int) -> None:
         async with writing(engine) as conn:
-            await conn.execute(text("INSERT INTO scratch VALUES (:n)"), {"n": index})
-            if index == 0:
-                held.open.set()
-                await held.release.wait()
+            await held.insert(conn, index)
         assert index in await _stored(engine)  # committed once the block has ended
 
     try:
@@ -186,10 +190,7 @@ async def test_a_failing_writer_is_undone_alone(sqlite_url: str, failing: int) -
     async def write(index: int) -> None:
         try:
             async with writing(engine) as conn:
-                await conn.execute(text("INSERT INTO scratch VALUES (:n)"), {"n": index})
-                if index == 0:
-                    held.open.set()
-                    await held.release.wait()
+                await held.insert(conn, index)
                 if index == failing:
                     raise LookupError(index)
         except LookupError as exc:
@@ -258,10 +259,7 @@ async def test_a_writer_giving_up_its_place_in_the_queue_strands_no_one(sqlite_u
 
     async def write(index: int) -> None:
         async with writing(engine) as conn:
-            await conn.execute(text("INSERT INTO scratch VALUES (:n)"), {"n": index})
-            if index == 0:
-                held.open.set()
-                await held.release.wait()
+            await held.insert(conn, index)
 
     try:
         await _scratch(engine)

@@ -9,8 +9,9 @@ milliseconds and the asyncio debug log showed the follower's and the pacer's ste
 loop 0.1-1.1 s each; tasks were answered seconds late and every delay of the pacer arrived
 after its run had started (2026-12-02; ``BENCHMARKS.md``).
 
-One thread per store instance, never two, so each ``sqlite3`` connection is still used by one
-thread at a time (calls queue on it in order). A caller cancelled while its call runs waits
+One thread for a process's monitor stores (the follower's and the pacer's connections), so
+each ``sqlite3`` connection is used by one thread at a time and the two never wait for each
+other's write lock in SQLite's busy handler (calls queue on the thread in order). A caller cancelled while its call runs waits
 for the call to finish before the cancellation goes on: the store may be closed right after,
 which must not race a commit.
 
@@ -33,7 +34,7 @@ _T = TypeVar("_T")
 
 
 class OffLoop:
-    """Runs one store's calls on its own thread: ``await io(store.apply, events, position)``."""
+    """Runs store calls on one thread of their own: ``await io(store.apply, events, position)``."""
 
     def __init__(self, name: str = "pacer-monitor-store") -> None:
         self._thread = futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)

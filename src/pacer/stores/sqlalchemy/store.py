@@ -12,7 +12,7 @@ import functools
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, NoReturn, TypeVar, cast
 
 from sqlalchemy import (
     Integer,
@@ -208,8 +208,7 @@ class SqlStore:
         try:
             async with writing(self.engine) as conn:
                 if not (await conn.execute(stmt)).rowcount:
-                    (await self._job(conn, job_id)).refuse_if_removed()  # or NotFound
-                    raise NotFound("job", job_id)
+                    await self._refuse_unwritten(conn, job_id)
                 return await self._job(conn, job_id)
         except IntegrityError as exc:
             raise Conflict("name", f"a job named {spec.name!r} already exists") from exc
@@ -239,6 +238,12 @@ class SqlStore:
             rows = (await conn.execute(select(jobs).where(jobs.c.id.in_(ids)))).mappings()
             created = {row["id"]: to_job(row) for row in rows}
         return [created[job_id] for job_id in ids]
+
+    async def _refuse_unwritten(self, conn: AsyncConnection, job_id: str) -> NoReturn:
+        """Why a job's ``UPDATE`` by id changed no row: removed from the jobs folder (a
+        ``Conflict``), or gone (``NotFound``)."""
+        (await self._job(conn, job_id)).refuse_if_removed()
+        raise NotFound("job", job_id)
 
     async def _job(self, conn: AsyncConnection, job_id: str) -> Job:
         row = (await conn.execute(select(jobs).where(jobs.c.id == job_id))).mappings().first()
@@ -297,8 +302,7 @@ class SqlStore:
                 )
             )
             if not result.rowcount:
-                (await self._job(conn, job_id)).refuse_if_removed()  # or NotFound
-                raise NotFound("job", job_id)
+                await self._refuse_unwritten(conn, job_id)
             return await self._job(conn, job_id)
 
     @transient

@@ -36,10 +36,9 @@ returns only once the group is committed, so a caller still holds a durable writ
 block ends, and its after-commit signals still come after the commit. A writer whose body
 raises is rolled back to its savepoint and leaves the others' work alone; if the group's
 commit fails, every writer in it gets ``CommitFailed`` (an ``OSError``: store calls retry it).
-Measured (``tests/e2e/test_up_pace.py`` with another process writing 500 MB files with fsync
-on the same disk, 2026-12-02): the surge's windows then averaged 30-35 % where the pacer aims
-at 70 %, it delayed 0-20 of 97 runs (its delays came late) and three runs of four failed;
-with groups, BENCH-FIGURES.
+Measured side by side with one commit per writer (``make bench-group-commit``, BENCHMARKS.md,
+2026-12-02): at 200 writes/s on a quiet disk p99 16-19 against 59-120 ms; beside another
+process fsyncing 500 MB files on the same disk, 65-158 against 42-54 writes/s.
 
 PostgreSQL locks rows, so its writers run side by side: ``writing`` is ``engine.begin()``,
 and PostgreSQL has group commit of its own (``commit_delay``).
@@ -257,7 +256,7 @@ async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     """``engine.begin()``, after this process's earlier writers on SQLite, and committed with
     those queued beside it (see the module's docstring): its changes are durable once the
     block has ended without an error."""
-    gate = _GATES.get(engine.sync_engine.pool)
+    gate = gate_of(engine)
     if gate is None:
         async with engine.begin() as conn:
             yield conn
